@@ -1,0 +1,116 @@
+# Port of OCNet.pytorch eval.py (679a45b). MIT License.
+"""Evaluate a checkpoint on a labelled list: per-class IoU table, mIoU, results JSON.
+
+    python eval.py --network resnet101 --method asp_oc_dsn --data-dir ./dataset/cityscapes \
+        --data-list ./dataset/list/cityscapes/val.lst --restore-from CS_scenes_40000.pth \
+        --batch-size 4 --use-flip False --use-ms False --output-path ./visualize/val
+
+mIoU (faithful) = mean over ALL --num-classes classes of tp / max(1, gt + pred - tp) from the dataset-level
+confusion matrix (an absent class counts as 0). Also reported: the mean over the classes present in the
+ground truth (``mIoU_present``).
+"""
+import json
+import os
+
+from tqdm import tqdm
+
+from utils import distributed
+from utils.engine import build_inference_model, build_loader, predict_labels
+from utils.logger import setup_logging
+from utils.metric import ConfusionMatrix
+from utils.options import model_name, parse_args, print_args
+from utils.visualize import save_palette_png
+
+
+def class_names(num_classes):
+    from dataset.labels import CLASS_NAMES
+    return list(CLASS_NAMES) if num_classes == len(CLASS_NAMES) else [str(c) for c in range(num_classes)]
+
+
+def summarise(cm, names):
+    """The results dict: per-class IoU, mIoU over all classes (faithful), over the classes present in
+    the ground truth, pixel accuracy and the confusion matrix (rows: ground truth)."""
+    mat = cm.mat.cpu()
+    present = cm.present().cpu()
+    return {
+        "mIoU": cm.miou(),
+        "mIoU_present": cm.miou_present() if bool(present.any()) else 0.0,
+        "pixel_accuracy": float(mat.diagonal().sum()) / max(1, int(mat.sum())),
+        "IoU": {name: float(v) for name, v in zip(names, cm.iou().cpu())},
+        "present": [name for name, p in zip(names, present) if p],
+        "confusion_matrix": mat.tolist(),
+    }
+
+
+def format_table(result):
+    lines = [f"{'class':<16}{'IoU':>8}"]
+    for name, value in result["IoU"].items():
+        mark = "" if name in result["present"] else "  (absent)"
+        lines.append(f"{name:<16}{100 * value:>8.2f}{mark}")
+    lines.append(f"{'mIoU (all)':<16}{100 * result['mIoU']:>8.2f}")
+    lines.append(f"{'mIoU (present)':<16}{100 * result['mIoU_present']:>8.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args("eval", argv)
+    runtime = distributed.setup(args)
+    log = setup_logging(args.log_file, runtime.rank)
+    try:
+        return _evaluate(args, runtime, log)
+    finally:
+        distributed.cleanup()
+
+
+def _evaluate(args, runtime, log):
+    from dataset import get_segmentation_dataset
+    log.info("eval.py arguments:")
+    print_args(args, log.info)
+    model, align_corners = build_inference_model(args, runtime, log)
+    # faithful: eval reads the labelled list through the training dataset class, no scale/mirror,
+    # on a --input-size canvas (1024x2048 by default).
+    dataset = get_segmentation_dataset(args.dataset, root=args.data_dir, list_path=args.data_list,
+                                       crop_size=args.input_size, scale=False, mirror=False,
+                                       ignore_label=args.ignore_label)
+    loader = build_loader(dataset, args, runtime)
+    if args.store_output and runtime.is_main:
+        os.makedirs(args.output_path, exist_ok=True)
+    cm = ConfusionMatrix(args.num_classes, args.ignore_label)
+    for images, labels, sizes, names in tqdm(loader, desc="eval", disable=not runtime.is_main):
+        labels = labels.long()  # (N, H, W)
+        shapes = [(int(s[0]), int(s[1])) for s in sizes]
+        preds = predict_labels(model, images, sizes, args, align_corners, label_shapes=shapes)
+        for n, pred in enumerate(preds):
+            h, w = shapes[n]
+            gt = labels[n, :h, :w]  # faithful: crop the GT to the original size (ignore pixels dropped)
+            try:
+                cm.update(gt, pred)
+            except ValueError as err:
+                raise ValueError(f"{names[n]}: {err}") from None
+            if args.store_output:  # trainId maps with the Cityscapes palette
+                save_palette_png(pred.numpy(), os.path.join(args.output_path, f"{names[n]}.png"))
+    cm.reduce()
+    result = summarise(cm, class_names(args.num_classes))
+    result.update(model=model_name(args), checkpoint=args.restore_from, data_list=args.data_list,
+                  images=len(dataset))
+    if runtime.is_main:
+        log.info("per-class IoU (%):\n" + format_table(result))
+        log.info(f"meanIU {result['mIoU']:.4f}  (over classes present: {result['mIoU_present']:.4f})")
+        for path in results_paths(args):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, "w") as handle:
+                json.dump(result, handle, indent=1)
+            log.info(f"wrote {path}")
+    return result
+
+
+def results_paths(args):
+    """results JSON in --output-path, and beside --log-file when one is given."""
+    paths = [os.path.join(args.output_path, "results.json")]
+    if args.log_file:
+        paths.append(os.path.splitext(args.log_file)[0] + "_results.json")
+    return paths
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+# Port of OCNet.pytorch utils/resnet_block.py + the ResNet copies in network/resnet101_*.py (679a45b).
+# MIT License; original (c) Yuhui Yuan / openseg-group. Re-written for PyTorch 2.x.
+"""The one dilated ResNet backbone of the repository.
+
+Three stems cover the checkpoints our users load:
+
+=========== ===================================================== ===============================
+stem        layout (state_dict names)                             used by
+=========== ===================================================== ===============================
+``deep``    conv1/bn1 3->64 s2, conv2/bn2 64->64, conv3/bn3        OCNet (CSAIL resnet101-imagenet)
+            64->128, MaxPool(3, 2, 1, ceil_mode=True); layer1
+            takes 128 channels
+``v1c``     ``stem`` Sequential: 3->32 s2, 32->32, 32->64 (conv at  mmseg / sssegmentation ResNetV1c
+            indices 0, 3, 6; norm at 1, 4, 7), MaxPool(3, 2, 1)
+``standard`` conv1 7x7 3->64 s2 + bn1, MaxPool(3, 2, 1)            torchvision ImageNet ResNets
+=========== ===================================================== ===============================
+
+Output stride 8 comes from ``strides=(1, 2, 1, 1)`` and ``dilations=(1, 1, 2, 4)``. OCNet dilates
+every block of a stage fully (``contract_dilation=False``); mmseg's ResNetV1c gives the first block of
+a dilated stage half the dilation (``contract_dilation=True``: layer3 = [1, 2, 2, ...], layer4 =
+[2, 4, 4]).
+"""
+from functools import partial
+
+from torch import nn
+
+__all__ = ["Bottleneck", "ResNet", "conv3x3", "RESNET_LAYERS", "stride8_size",
+           "count_parameters"]
+
+RESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+
+
+def conv3x3(in_planes, out_planes, stride=1):
+    """3x3 convolution with padding 1 and no bias."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def stride8_size(size, stem="deep"):
+    """Spatial size after the stem, the max-pool and layer2 (output stride 8) for an input ``size``.
+
+    conv s2 p1 k3: ceil(h/2); max-pool k3 s2 p1 (ceil_mode for ``deep``): ceil((h-1)/2)+1, else
+    floor((h-1)/2)+1; layer2 conv s2 p1 k3: ceil(h/2). 769 -> 385 -> 193 -> 97 and 1024 -> 129.
+    """
+    h = (size + 1) // 2
+    h = -(-(h - 1) // 2) + 1 if stem == "deep" else (h - 1) // 2 + 1
+    return (h + 1) // 2
+
+
+class Bottleneck(nn.Module):
+    """ResNet v1 bottleneck; stride and dilation both sit on the 3x3 conv (padding = dilation)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, dilation=1, downsample=None, norm_layer=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
+        self.bn1 = norm_layer(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=dilation,
+                               dilation=dilation, bias=False)
+        self.bn2 = norm_layer(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
+        self.bn3 = norm_layer(planes * 4)
+        # faithful: ReLU after a norm is out of place, as in the original: InPlace-ABN saves its
+        # output for backward, so an in-place activation on it would corrupt the gradient.
+        self.relu = nn.ReLU(inplace=False)
+        self.relu_inplace = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu_inplace(out + residual)
+
+
+def _default_norm():
+    # faithful: the original backbone normalises with InPlaceABNSync(activation='none') followed by
+    # a separate nn.ReLU, so |weight|+eps is the effective scale of every backbone BN.
+    from inplace_abn import InPlaceABNSync
+    return partial(InPlaceABNSync, activation="none")
+
+
+class ResNet(nn.Module):
+    """Dilated ResNet backbone. ``forward(x)`` returns ``[c1, c2, c3, c4]`` (strides 4, 8, 8, 8).
+
+    Args:
+        depth (int): 50, 101 or 152.
+        stem (str): ``"deep"`` (OCNet), ``"v1c"`` (mmseg/sssegmentation) or ``"standard"``.
+        strides (tuple[int]): stride of layer1..layer4. Default (1, 2, 1, 1).
+        dilations (tuple[int]): dilation of layer1..layer4. Default (1, 1, 2, 4).
+        contract_dilation (bool): first block of a dilated stage uses dilation // 2.
+        multi_grid (tuple[int]): per-block dilation multipliers of layer4 (OCNet: (1, 1, 1)).
+        norm_layer (callable): ``norm_layer(C)`` builds a norm without activation. Default
+            ``InPlaceABNSync(C, activation='none')`` as in the original.
+    """
+
+    def __init__(self, depth=101, stem="deep", strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
+                 contract_dilation=False, multi_grid=(1, 1, 1), norm_layer=None):
+        super().__init__()
+        if depth not in RESNET_LAYERS:
+            raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
+        if stem not in ("deep", "v1c", "standard"):
+            raise ValueError(f"stem must be 'deep', 'v1c' or 'standard', got {stem!r}")
+        norm_layer = norm_layer or _default_norm()
+        self.stem_type, self.norm_layer = stem, norm_layer
+        if stem == "deep":
+            self.conv1, self.bn1, self.relu1 = conv3x3(3, 64, stride=2), norm_layer(64), nn.ReLU()
+            self.conv2, self.bn2, self.relu2 = conv3x3(64, 64), norm_layer(64), nn.ReLU()
+            self.conv3, self.bn3, self.relu3 = conv3x3(64, 128), norm_layer(128), nn.ReLU()
+            # faithful: the original creates a floor-mode max-pool and then overrides it with this one.
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True)
+            self.inplanes = 128
+        elif stem == "v1c":
+            self.stem = nn.Sequential(
+                conv3x3(3, 32, stride=2), norm_layer(32), nn.ReLU(),
+                conv3x3(32, 32), norm_layer(32), nn.ReLU(),
+                conv3x3(32, 64), norm_layer(64), nn.ReLU())
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            self.inplanes = 64
+        else:
+            self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1, self.relu1 = norm_layer(64), nn.ReLU()
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            self.inplanes = 64
+        layers = RESNET_LAYERS[depth]
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+            grid = multi_grid if i == 3 else (1,)
+            self.add_module(f"layer{i + 1}", self._make_layer(
+                planes, blocks, strides[i], dilations[i], grid, contract_dilation))
+        self.out_channels = (256, 512, 1024, 2048)
+
+    def _make_layer(self, planes, blocks, stride, dilation, multi_grid, contract_dilation):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * 4, kernel_size=1, stride=stride, bias=False),
+                self.norm_layer(planes * 4))
+        layers = []
+        for b in range(blocks):
+            d = dilation * multi_grid[b % len(multi_grid)]
+            if b == 0 and contract_dilation and dilation > 1:
+                d = dilation // 2
+            layers.append(Bottleneck(self.inplanes, planes, stride if b == 0 else 1, d,
+                                     downsample if b == 0 else None, self.norm_layer))
+            self.inplanes = planes * 4
+        return nn.Sequential(*layers)
+
+    def check_input(self, x, min_feature=1):
+        """Raise a ValueError unless ``x`` is (N, 3, H, W) with a stride-8 map >= ``min_feature``."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an image batch of shape (N, 3, H, W), got {tuple(x.shape)}")
+        h, w = (stride8_size(s, self.stem_type) for s in x.shape[2:])
+        if min(h, w) < min_feature:
+            need = next(s for s in range(1, 4096) if stride8_size(s, self.stem_type) >= min_feature)
+            raise ValueError(f"input {tuple(x.shape[2:])} is too small for this network: its "
+                             f"stride-8 feature map would be {h}x{w}, the head needs at least "
+                             f"{min_feature}x{min_feature} (input >= {need}x{need})")
+
+    def forward_stem(self, x):
+        if self.stem_type == "deep":
+            x = self.relu1(self.bn1(self.conv1(x)))
+            x = self.relu2(self.bn2(self.conv2(x)))
+            x = self.relu3(self.bn3(self.conv3(x)))
+        elif self.stem_type == "v1c":
+            x = self.stem(x)
+        else:
+            x = self.relu1(self.bn1(self.conv1(x)))
+        return self.maxpool(x)
+
+    def forward(self, x):
+        self.check_input(x)
+        c1 = self.layer1(self.forward_stem(x))  # (N, 256, H/4, W/4)
+        c2 = self.layer2(c1)                     # (N, 512, H/8, W/8)
+        c3 = self.layer3(c2)                     # (N, 1024, H/8, W/8)
+        c4 = self.layer4(c3)                     # (N, 2048, H/8, W/8)
+        return [c1, c2, c3, c4]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Unique parameters (an aliased module such as ``f_query = f_key`` counts once)."""
+    return sum(p.numel() for p in module.parameters())

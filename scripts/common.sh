@@ -1,0 +1,153 @@
+# shellcheck shell=sh
+# Shared logic of run_asp_oc.sh, run_base_oc.sh, scripts/run_pyramid_oc.sh and scripts/run_baseline.sh.
+# Sourced (POSIX sh) after the runner has set ROOT and its settings block:
+#   NETWORK METHOD GPU_IDS LEARNING_RATE WEIGHT_DECAY BATCH_SIZE NUM_STEPS INPUT_SIZE USE_OHEM OHEM_SINGLE
+#   OHEMTHRES OHEMKEEP START_ITERS DATA_DIR PRETRAINED EVAL_BATCH_SIZE USE_FLIP USE_MS
+# Environment knobs: PYTHON (use this interpreter, install nothing), NNODES / NODE_RANK / MASTER_ADDR /
+# MASTER_PORT (multi-node torchrun), DEMO_* (the CPU demo schedule below).
+
+# ---- CPU demo (used when $DATA_DIR does not exist) ----------------------------------------------------
+DEMO_DATA_DIR=${DEMO_DATA_DIR:-./dataset/synthetic_cityscapes}
+DEMO_N_TRAIN=${DEMO_N_TRAIN:-40}
+DEMO_N_VAL=${DEMO_N_VAL:-8}
+DEMO_N_TEST=${DEMO_N_TEST:-4}
+DEMO_IMAGE_SIZE=${DEMO_IMAGE_SIZE:-96,192}
+DEMO_INPUT_SIZE=${DEMO_INPUT_SIZE:-96,96}
+DEMO_BATCH_SIZE=${DEMO_BATCH_SIZE:-4}
+DEMO_NUM_STEPS=${DEMO_NUM_STEPS:-300}
+DEMO_LEARNING_RATE=${DEMO_LEARNING_RATE:-1e-2}
+DEMO_SAVE_EVERY=${DEMO_SAVE_EVERY:-100}
+
+ocnet_log() { printf '[%s] %s\n' "$(basename "$0")" "$*"; }
+ocnet_die() { printf '[%s] ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# Pick the interpreter: $PYTHON as given, else ./.venv (created and filled from requirements*.txt when
+# the packages are missing or requirements changed).
+ocnet_python() {
+    if [ -n "${PYTHON:-}" ]; then
+        ocnet_log "using PYTHON=$PYTHON (no installation)"
+        return 0
+    fi
+    venv="$ROOT/.venv"
+    if [ ! -x "$venv/bin/python" ]; then
+        command -v python3 >/dev/null 2>&1 || ocnet_die "python3 not found; install Python 3.10+ or set PYTHON"
+        ocnet_log "creating $venv"
+        python3 -m venv "$venv" || ocnet_die "python3 -m venv failed (Debian/Ubuntu: apt-get install python3-venv), or set PYTHON=/path/to/python"
+    fi
+    PYTHON="$venv/bin/python"
+    stamp="$venv/.ocnet-requirements"
+    want=$(cat "$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt" | cksum)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$PYTHON" -c "import torch, torchvision, numpy, PIL, scipy, tqdm, cityscapesscripts" >/dev/null 2>&1; then
+        ocnet_log "installing requirements into $venv (first run: a few minutes)"
+        "$PYTHON" -m pip install --disable-pip-version-check -q -r "$ROOT/requirements.txt" || ocnet_die "pip install -r requirements.txt failed"
+        "$PYTHON" -m pip install --disable-pip-version-check -q --no-deps -r "$ROOT/requirements-nodeps.txt" || ocnet_die "pip install -r requirements-nodeps.txt failed"
+        printf '%s\n' "$want" > "$stamp"
+    fi
+}
+
+# Number of processes: one per id in GPU_IDS when CUDA sees GPUs, else 1 (CPU).
+ocnet_nproc() {
+    ngpu=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+    if [ "$ngpu" -gt 0 ]; then
+        echo "$GPU_IDS" | awk -F, '{print NF}'
+    else
+        echo 1
+    fi
+}
+
+# ocnet_launch SCRIPT ARGS...: torchrun with one process per GPU, or plain python.
+ocnet_launch() {
+    if [ "$NPROC" -gt 1 ]; then
+        "$PYTHON" -m torch.distributed.run --nproc_per_node="$NPROC" --nnodes="${NNODES:-1}" \
+            --node_rank="${NODE_RANK:-0}" --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+            --master_port="${MASTER_PORT:-29500}" "$@"
+    else
+        "$PYTHON" "$@"
+    fi
+}
+
+ocnet_demo_settings() {
+    ocnet_log "No Cityscapes dataset at $DATA_DIR."
+    ocnet_log "Running the CPU DEMO instead: a generated synthetic street dataset in the Cityscapes layout,"
+    ocnet_log "the same model (${NETWORK}_${METHOD}) with a CPU-sized schedule. Put Cityscapes (leftImg8bit/, gtFine/)"
+    ocnet_log "at $DATA_DIR to run the paper's schedule with the same command."
+    "$PYTHON" -m scripts.demo_data "$DEMO_DATA_DIR" --n-train "$DEMO_N_TRAIN" --n-val "$DEMO_N_VAL" \
+        --n-test "$DEMO_N_TEST" --size "$DEMO_IMAGE_SIZE" || ocnet_die "could not generate the demo dataset"
+    DATA_DIR=$DEMO_DATA_DIR
+    TRAIN_LIST=$DATA_DIR/train.lst
+    VAL_LIST=$DATA_DIR/val.lst
+    TEST_LIST=$DATA_DIR/test.lst
+    INPUT_SIZE=$DEMO_INPUT_SIZE
+    EVAL_SIZE=$DEMO_IMAGE_SIZE
+    BATCH_SIZE=$DEMO_BATCH_SIZE
+    EVAL_BATCH_SIZE=2
+    NUM_STEPS=$DEMO_NUM_STEPS
+    LEARNING_RATE=$DEMO_LEARNING_RATE
+    SAVE_EVERY=$DEMO_SAVE_EVERY
+    NUM_WORKERS=1
+    ALLOW_RANDOM_INIT=True
+    TAG=demo_${NETWORK}_${METHOD}
+}
+
+ocnet_main() {
+    cd "$ROOT" || exit 1
+    ocnet_python
+    NPROC=$(ocnet_nproc)
+    TRAIN_LIST=./dataset/list/cityscapes/train.lst
+    VAL_LIST=./dataset/list/cityscapes/val.lst
+    TEST_LIST=./dataset/list/cityscapes/test.lst
+    EVAL_SIZE=1024,2048
+    SAVE_EVERY=5000
+    NUM_WORKERS=4
+    ALLOW_RANDOM_INIT=False
+    TAG=${NETWORK}_${METHOD}_${LEARNING_RATE}_${WEIGHT_DECAY}_${BATCH_SIZE}_${NUM_STEPS}
+    DEMO=0
+    if [ ! -d "$DATA_DIR" ]; then
+        DEMO=1
+        ocnet_demo_settings
+    fi
+    SNAPSHOT_DIR=./checkpoint/snapshots_$TAG/
+    mkdir -p ./log/log_train ./log/log_test "$SNAPSHOT_DIR"
+    ocnet_log "python: $PYTHON, processes: $NPROC, GPU ids: $GPU_IDS"
+
+    ocnet_log "1/4 train -> $SNAPSHOT_DIR (log ./log/log_train/log_$TAG)"
+    ocnet_launch train.py --network "$NETWORK" --method "$METHOD" --random-mirror --random-scale \
+        --gpu "$GPU_IDS" --batch-size "$BATCH_SIZE" --snapshot-dir "$SNAPSHOT_DIR" --num-steps "$NUM_STEPS" \
+        --ohem "$USE_OHEM" --ohem-single "$OHEM_SINGLE" --data-list "$TRAIN_LIST" \
+        --weight-decay "$WEIGHT_DECAY" --input-size "$INPUT_SIZE" --ohem-thres "$OHEMTHRES" \
+        --ohem-keep "$OHEMKEEP" --use-val False --use-weight True --restore-from "$PRETRAINED" \
+        --start-iters "$START_ITERS" --learning-rate "$LEARNING_RATE" --use-extra False \
+        --dataset cityscapes_train --data-dir "$DATA_DIR" --save-pred-every "$SAVE_EVERY" \
+        --num-workers "$NUM_WORKERS" --allow-random-init "$ALLOW_RANDOM_INIT" --resume auto \
+        --log-file "./log/log_train/log_$TAG"
+    CKPT=${SNAPSHOT_DIR}CS_scenes_${NUM_STEPS}.pth
+
+    ocnet_log "2/4 eval on val (log ./log/log_test/log_${TAG}_val)"
+    ocnet_eval "$VAL_LIST" val
+    if [ "$DEMO" -eq 0 ]; then
+        ocnet_log "3/4 eval on train (log ./log/log_test/log_${TAG}_train)"
+        ocnet_eval "$TRAIN_LIST" train
+    else
+        ocnet_log "3/4 eval on train: skipped in the demo"
+    fi
+
+    ocnet_log "4/4 test-server submission -> ./visualize/${TAG}_test.zip"
+    ocnet_launch generate_submit.py --network "$NETWORK" --method "$METHOD" --restore-from "$CKPT" \
+        --gpu "$GPU_IDS" --batch-size "$EVAL_BATCH_SIZE" --use-flip "$USE_FLIP" --use-ms "$USE_MS" \
+        --data-dir "$DATA_DIR" --data-list "$TEST_LIST" --dataset cityscapes_test \
+        --input-size "$EVAL_SIZE" --num-workers "$NUM_WORKERS" \
+        --output-path "./visualize/${TAG}_test" --store-output True --predict-choice whole \
+        --whole-scale 1 --log-file "./log/log_test/log_${TAG}_test"
+
+    "$PYTHON" -c "import json, sys; r = json.load(open(sys.argv[1])); print('[%s] final val mIoU over the %d classes present: %.4f (all 19 classes: %.4f)' % (sys.argv[2], len(r['present']), r['mIoU_present'], r['mIoU']))" \
+        "./visualize/${TAG}_val/results.json" "$(basename "$0")"
+}
+
+# ocnet_eval LIST NAME: eval.py on a labelled list (the original's eval calls, plus the missing --data-dir).
+ocnet_eval() {
+    ocnet_launch eval.py --network "$NETWORK" --method "$METHOD" --restore-from "$CKPT" \
+        --gpu "$GPU_IDS" --batch-size "$EVAL_BATCH_SIZE" --use-flip "$USE_FLIP" --use-ms "$USE_MS" \
+        --data-dir "$DATA_DIR" --data-list "$1" --dataset cityscapes_train --input-size "$EVAL_SIZE" \
+        --num-workers "$NUM_WORKERS" --output-path "./visualize/${TAG}_$2" --store-output False \
+        --predict-choice whole --whole-scale 1 --log-file "./log/log_test/log_${TAG}_$2"
+}

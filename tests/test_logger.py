@@ -1,0 +1,25 @@
+"""utils/logger.py: stdout + file logging, rank filtering, optional TensorBoard."""
+from utils.logger import get_logger, setup_logging, summary_writer
+
+
+def test_file_and_rank(tmp_path, capsys):
+    path = tmp_path / "logs" / "train.log"
+    log = setup_logging(str(path), rank=0)
+    log.info("iter = 1 of 2 completed")
+    assert "iter = 1 of 2 completed" in path.read_text()
+    assert "iter = 1 of 2" in capsys.readouterr().out
+    log = setup_logging("", rank=1)
+    log.info("hidden")
+    log.warning("shown")
+    out = capsys.readouterr().out
+    assert "hidden" not in out and "shown" in out
+    assert get_logger() is log
+
+
+def test_summary_writer(tmp_path):
+    assert summary_writer(str(tmp_path), enabled=False) is None
+    writer = summary_writer(str(tmp_path))
+    if writer is not None:  # tensorboard is in requirements.txt, but the code must run without it
+        writer.add_scalar("loss", 1.0, 0)
+        writer.close()
+        assert any(p.name.startswith("events.out.tfevents") for p in tmp_path.iterdir())
