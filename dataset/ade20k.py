@@ -25,9 +25,9 @@ _FOLDERS = {"train": "training", "val": "validation"}
 
 
 def reduce_zero_label(label, ignore_label=255):
-    """0 -> ignore_label, k -> k - 1 (k = 1..150) as uint8."""
+    """0 -> ignore_label, k -> k - 1 (k = 1..150), 255 stays ignore (mmseg's 254 -> 255), uint8."""
     label = np.asarray(label).astype(np.int64)
-    return np.where(label == 0, ignore_label, label - 1).astype(np.uint8)
+    return np.where((label == 0) | (label == 255), ignore_label, label - 1).astype(np.uint8)
 
 
 class ADE20KSegmentation(RecipeSegmentation):

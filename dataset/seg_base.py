@@ -72,7 +72,11 @@ class RecipeSegmentation(data.Dataset):
         root: dataset root (see the subclass for the layout).
         list_path: split list (subclass default when None or '').
         max_iters: repeat the list to at least this many samples (num_steps * batch_size).
-        crop_size: (h, w) training crop (subclass default when None).
+        crop_size: (h, w) training crop (subclass default when None). The base scale of the
+            resize follows it: ``base = BASE_SCALE * crop_h / CROP_SIZE[0]`` (the seed's values
+            for the seed crop); validation sets use it the same way (pass the training crop
+            as ``--input-size`` to eval.py).
+        base_scale: explicit (long, short) base scale, overriding the rule above.
         scale, mirror: random resize ratio 0.5-2.0 and horizontal flip (training only).
         ignore_label: label of void pixels and padding (255).
         train: training pipeline (True) or the whole-image validation protocol (False).
@@ -85,9 +89,14 @@ class RecipeSegmentation(data.Dataset):
     SPLIT_SIZES = {}            # official image counts per split name, for warn_count
 
     def __init__(self, root, list_path=None, max_iters=None, crop_size=None, scale=True,
-                 mirror=True, ignore_label=255, train=True, photometric=True, split=None):
+                 mirror=True, ignore_label=255, train=True, photometric=True, split=None,
+                 base_scale=None):
         self.root, self.train, self.ignore_label = root, train, ignore_label
         self.crop_size = tuple(int(v) for v in (crop_size or self.CROP_SIZE))
+        # the recipe scales with the crop: the seed crop gives the seed base scale (2048, 512) ...
+        f = self.crop_size[0] / self.CROP_SIZE[0]
+        self.base_scale = tuple(base_scale or (round(self.BASE_SCALE[0] * f),
+                                               round(self.BASE_SCALE[1] * f)))
         self.scale, self.mirror, self.photometric = scale, mirror, photometric
         self.split = split or ("train" if train else "val")
         items = self._items(root, list_path or None)
@@ -125,12 +134,12 @@ class RecipeSegmentation(data.Dataset):
         label = self.map_label(raw, label_file)              # (H, W) uint8 train ids / ignore
         name = os.path.splitext(os.path.basename(img_file))[0]
         if self.train:
-            img, lab = S.train_pipeline(image, label, self.crop_size, self.BASE_SCALE,
+            img, lab = S.train_pipeline(image, label, self.crop_size, self.base_scale,
                                         ignore_label=self.ignore_label, scale=self.scale,
                                         mirror=self.mirror, photometric=self.photometric)
             return (np.ascontiguousarray(img, dtype=np.float32),
                     np.ascontiguousarray(lab, dtype=np.float32), np.array(image.shape), name)
-        img, _ = S.resize_keep_ratio(image, None, self.BASE_SCALE)   # (h_in, w_in, 3)
+        img, _ = S.resize_keep_ratio(image, None, self.base_scale)   # (h_in, w_in, 3)
         img = S.normalize(img).transpose(2, 0, 1)                    # (3, h_in, w_in)
         size = np.array([img.shape[1], img.shape[2], label.shape[0], label.shape[1]])
         return (np.ascontiguousarray(img), label.astype(np.float32), size, name)

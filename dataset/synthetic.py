@@ -32,8 +32,8 @@ DEFAULT_CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", 
 _SPLIT_INDEX = {"train": 0, "val": 1, "test": 2}
 # Base RGB colours of the rendered classes; objects pick one entry per instance.
 _FACADES = ((196, 172, 138), (158, 86, 62), (205, 150, 95), (176, 128, 100), (214, 196, 160))
-_CARS = ((172, 32, 34), (34, 56, 150), (222, 222, 228), (24, 30, 78), (20, 110, 120))
-_SHIRTS = ((205, 40, 70), (235, 140, 30), (120, 50, 170), (230, 60, 160))
+_CARS = ((34, 56, 150), (222, 222, 228), (24, 30, 78), (20, 110, 120), (70, 95, 175))
+_SHIRTS = ((205, 40, 70), (190, 30, 110), (230, 60, 160))
 _LAMPS = ((255, 40, 30), (60, 255, 90), (255, 190, 20))
 
 
@@ -73,9 +73,9 @@ class _Canvas:
         else:
             sl = (slice(None), slice(None))
         m3 = mask[..., None]
-        self.base[sl] = np.where(m3, np.asarray(colour, np.float32), self.base[sl])
-        self.label[sl] = np.where(mask, np.uint8(label), self.label[sl])
-        self.amp[sl] = np.where(m3, np.asarray(amp, np.float32), self.amp[sl])
+        np.copyto(self.base[sl], np.asarray(colour, np.float32), where=m3)
+        np.copyto(self.label[sl], np.uint8(label), where=mask)
+        np.copyto(self.amp[sl], np.asarray(amp, np.float32), where=m3)
 
     def box(self, cy, cx, ry, rx, colour, label, amp, ellipse=False):
         def m(y, x):
@@ -92,7 +92,7 @@ def _scene(rng, h, w):
     vx = w * (0.5 + rng.uniform(-0.15, 0.15))             # vanishing point column
     kr = rng.uniform(1.2, 1.9)                            # road half-width / depth
     ks = kr * rng.uniform(1.35, 1.7)                      # sidewalk outer edge
-    kt = ks * rng.uniform(1.2, 1.4) if rng.random() < 0.4 else ks   # optional grass strip
+    kt = ks * rng.uniform(1.25, 1.5) if rng.random() < 0.5 else ks  # optional grass strip
     u, d = xx - vx, yy - yh
     # Sky: vertical gradient, lighter at the horizon.
     t = np.clip(yy / max(yh, 1.0), 0, 1)[..., None]
@@ -108,7 +108,8 @@ def _scene(rng, h, w):
                 col = np.array(_FACADES[rng.integers(len(_FACADES))]) * rng.uniform(0.85, 1.1)
                 period = rng.uniform(9, 16, size=2)
 
-                def facade(y, x, edge=edge, width=width, slope=slope, lift=lift, col=col, period=period):
+                def facade(y, x, edge=edge, width=width, slope=slope, lift=lift, col=col, period=period,
+                           side=side):
                     a = side * (x - vx)
                     m = (a >= edge) & (a < edge + width) & (y >= yh - a * slope - lift) & (y - yh <= a / kt)
                     win = (np.mod(y, period[0]) < period[0] * 0.5) & (np.mod(x, period[1]) < period[1] * 0.45)
@@ -120,7 +121,7 @@ def _scene(rng, h, w):
     ground = d > 0
     r = np.abs(u) / np.maximum(d, 1e-3)
     if kt > ks:
-        cv.paint(ground & (r >= ks) & (r < kt), (150, 175, 85), TERRAIN, (0.15, 0.1, 8.0))
+        cv.paint(ground & (r >= ks) & (r < kt), (172, 188, 78), TERRAIN, (0.1, 0.05, 6.0))
     tiles = (np.mod(yy, 7) < 1) | (np.mod(xx, 11) < 1)
     walk = np.where(tiles[..., None], np.float32([135, 120, 122]), np.float32([178, 160, 162]))
     cv.paint(ground & (r >= kr) & (r < ks), walk, SIDEWALK, (0.04, 0.0, 4.0))
@@ -130,9 +131,9 @@ def _scene(rng, h, w):
     depth = h - yh
     # Objects, far (small d) first: (depth, kind).
     objs = [(rng.uniform(0.12, 1.0) * depth, "tree") for _ in range(rng.integers(1, 5))]
-    objs += [(rng.uniform(0.25, 1.0) * depth, "pole") for _ in range(rng.integers(1, 4))]
+    objs += [(rng.uniform(0.45, 1.0) * depth, "pole") for _ in range(rng.integers(1, 4))]
     objs += [(rng.uniform(0.12, 0.95) * depth, "car") for _ in range(rng.integers(1, 6))]
-    objs += [(rng.uniform(0.3, 1.0) * depth, "person") for _ in range(rng.integers(0, 5))]
+    objs += [(rng.uniform(0.45, 1.0) * depth, "person") for _ in range(rng.integers(0, 4))]
     for dd, kind in sorted(objs, key=lambda o: o[0]):
         side, yb = rng.choice((-1, 1)), yh + dd
         if kind == "tree":
@@ -141,14 +142,14 @@ def _scene(rng, h, w):
             tw, th = max(2.0, dd * 0.05), dd * rng.uniform(0.8, 1.2)
             cv.box(yb - th / 2, x, th / 2, tw, (95, 72, 50), VEG, (0.1, 0.0, 6.0))
             green = np.array((55, 115, 38)) * rng.uniform(0.8, 1.2)
-            cv.box(yb - th - ry * 0.6, x, ry, rx, green, VEG, (0.2, 0.35, 16.0), ellipse=True)
+            cv.box(yb - th - ry * 0.6, x, ry, rx, green, VEG, (0.12, 0.2, 10.0), ellipse=True)
         elif kind == "pole":
             x = vx + side * dd * rng.uniform(kr * 1.1, ks * 0.95)
-            ph, pw = dd * rng.uniform(1.5, 2.2), max(1.5, dd * 0.045)
+            ph, pw = dd * rng.uniform(1.5, 2.0), max(1.5, dd * 0.06)
             cv.box(yb - ph / 2, x, ph / 2, pw, (150, 152, 160), POLE, (0.05, 0.0, 3.0))
-            s = max(3.0, dd * 0.16)
+            s = max(3.0, dd * 0.22)
             if rng.random() < 0.6:
-                col = (228, 205, 35) if rng.random() < 0.6 else (40, 80, 200)
+                col = (228, 205, 35) if rng.random() < 0.7 else (245, 235, 225)
                 cv.box(yb - ph + s, x, s, s, col, SIGN, (0.05, 0.0, 4.0), ellipse=rng.random() < 0.5)
             else:
                 cv.box(yb - ph + 1.6 * s, x, 1.6 * s, 0.8 * s, (38, 38, 36), LIGHT, (0.0, 0.0, 3.0))
@@ -168,8 +169,8 @@ def _scene(rng, h, w):
                        (0.0, 0.0, 2.0), ellipse=True)
         else:
             x = vx + side * dd * rng.uniform(kr * 1.1, ks * 0.95)
-            ph = dd * rng.uniform(0.85, 1.05)
-            pw = ph * 0.16
+            ph = dd * rng.uniform(0.95, 1.15)
+            pw = ph * 0.2
             shirt = np.array(_SHIRTS[rng.integers(len(_SHIRTS))]) * rng.uniform(0.85, 1.1)
             cv.box(yb - ph * 0.22, x, ph * 0.22, pw * 0.8, (45, 45, 75), PERSON, (0.0, 0.0, 4.0))
             cv.box(yb - ph * 0.6, x, ph * 0.2, pw, shirt, PERSON, (0.0, 0.0, 4.0), ellipse=True)

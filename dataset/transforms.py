@@ -14,10 +14,11 @@ Resizing reproduces OpenCV's ``cv2.resize`` without depending on it:
   float32, ``s = floor(f)``, weights ``(1 - (f - s), f - s)``; ``s < 0`` gives weight 1 on pixel 0 and
   ``s >= n - 1`` weight 1 on pixel n - 1 (edge clamp); no antialiasing. Horizontal pass first. For
   uint8, OpenCV's fixed point: weights ``rint(w * 2048)`` (int16, rounded independently), horizontal
-  sums in int32, then ``(v0 * b0 + v1 * b1 + 2**21) >> 22``. This is the scalar reference path of
-  ``cv::resize``; OpenCV's SIMD vertical pass truncates intermediate bits and can differ by one grey
-  level on some pixels. (OpenCV switches exact 2x downscales to INTER_AREA; for uint8 that gives the
-  same ``(a + b + c + d + 2) >> 2`` as the formula above.)
+  sums ``v = a0 * S[s0] + a1 * S[s1]`` in int32 (exact); the vertical pass is OpenCV's SIMD formula
+  ``(((v0 >> 4) * b0 >> 16) + ((v1 >> 4) * b1 >> 16) + 2) >> 2`` for the first values of each output
+  row (all but a tail of at most 8, see ``_simd_end``) and its scalar formula ``(v0 * b0 + v1 * b1 + 2**21)
+  >> 22`` for the tail; the two differ by one grey level now and then. (OpenCV switches exact 2x
+  downscales to INTER_AREA; for uint8 that gives the same ``(a + b + c + d + 2) >> 2``.)
 * ``INTER_NEAREST``: ``s = min(floor(d * scale), n - 1)`` (no half-pixel shift).
 * With a scale factor ``fx`` (the original's ``cv2.resize(img, None, fx=f, fy=f)``) the output size is
   ``round(n * fx)`` (half to even) and the mapping uses ``scale = 1 / fx``, not ``n / round(n * fx)``.
@@ -85,6 +86,21 @@ def _sizes(shape, size, scale):
     return oh, ow, 1.0 / iy, 1.0 / ix
 
 
+# Vector width (uint8 lanes) of OpenCV's vertical pass: 16 on x86-64 builds (SSE baseline).
+_CV_SIMD_LANES = 16
+
+
+def _simd_end(row_len: int) -> int:
+    """Values [0, end) of a row go through OpenCV's SIMD vertical pass, the tail through scalar code:
+    a loop of _CV_SIMD_LANES values while ``x <= len - lanes``, then half-width steps while
+    ``x < len - lanes / 2`` (VResizeLinearVec_32s8u)."""
+    lanes, half = _CV_SIMD_LANES, _CV_SIMD_LANES // 2
+    x = (row_len // lanes) * lanes
+    while x < row_len - half:
+        x += half
+    return x
+
+
 def _linear_taps(n: int, out: int, scale: float):
     f = ((np.arange(out, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
     s = np.floor(f).astype(np.int64)
@@ -112,9 +128,13 @@ def resize_linear(image: np.ndarray, size=None, scale: float | None = None) -> n
         src = image.astype(np.int32)
         rows = (src[:, xs0] * ax0[(None, slice(None)) + extra]
                 + src[:, xs1] * ax1[(None, slice(None)) + extra])            # (H, W', C) int32
-        out = (rows[ys0] * ay0[(slice(None), None) + extra]
-               + rows[ys1] * ay1[(slice(None), None) + extra] + (1 << 21)) >> 22
-        return np.clip(out, 0, 255).astype(np.uint8)
+        r0, r1 = rows[ys0], rows[ys1]                                         # (H', W', C)
+        b0, b1 = ay0[(slice(None), None) + extra], ay1[(slice(None), None) + extra]
+        scalar = (r0 * b0 + r1 * b1 + (1 << 21)) >> 22
+        simd = (((r0 >> 4) * b0 >> 16) + ((r1 >> 4) * b1 >> 16) + 2) >> 2
+        row_len = r0[0].size                                                  # W' * C values
+        vec = (np.arange(row_len) < _simd_end(row_len)).reshape(r0.shape[1:])
+        return np.clip(np.where(vec, simd, scalar), 0, 255).astype(np.uint8)
     if image.dtype.kind != "f":
         raise TypeError(f"resize_linear supports uint8 and float arrays, got {image.dtype}")
     dt = image.dtype

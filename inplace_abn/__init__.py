@@ -2,8 +2,8 @@
 # License: BSD-3-Clause (original InPlace-ABN, Mapillary) / MIT (this reproduction).
 """InPlace-ABN: in-place activated batch normalization (lazy backends; nothing compiles here)."""
 from .backend import backend_name
-from .bn import ABN, InPlaceABN, InPlaceABNSync
+from .bn import ABN, InPlaceABN, InPlaceABNSync, convert_to_abn
 from .functions import inplace_abn, inplace_abn_sync
 
-__all__ = ["ABN", "InPlaceABN", "InPlaceABNSync", "backend_name", "inplace_abn",
-           "inplace_abn_sync"]
+__all__ = ["ABN", "InPlaceABN", "InPlaceABNSync", "backend_name", "convert_to_abn",
+           "inplace_abn", "inplace_abn_sync"]

@@ -106,17 +106,19 @@ def _cuda_home() -> str:
                 and (root / "include" / "cuda_runtime_api.h").exists()
                 and any(any((root / lib).glob("libcudart.so*")) for lib in ("lib64", "lib")))
     env = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
-    candidates = [env] if env else []
+    if env:  # an explicit choice is used as given
+        if usable(env):
+            return str(Path(env))
+        raise BackendBuildError(f"CUDA_HOME={env} lacks bin/nvcc, include/cuda_runtime_api.h "
+                                "or lib64/libcudart.so")
+    candidates = []
     nvcc = shutil.which("nvcc")
     if nvcc:
         candidates.append(str(Path(nvcc).resolve().parent.parent))
     candidates.append("/usr/local/cuda")
     for root in candidates:
-        if root and usable(root):
+        if usable(root):
             return str(Path(root))
-    if env:
-        raise BackendBuildError(f"CUDA_HOME={env} lacks bin/nvcc, include/cuda_runtime_api.h "
-                                "or lib64/libcudart.so")
     raise BackendBuildError("nvcc / the CUDA toolkit was not found (looked at PATH and "
                             "/usr/local/cuda); install the CUDA toolkit or set CUDA_HOME")
 
@@ -142,6 +144,10 @@ def _check_cuda_toolchain() -> str:
 
 def _build(flavour: str) -> ModuleType:
     cpp_sources = [_SRC / "inplace_abn.cpp", _SRC / "inplace_abn_cpu.cpp"]
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        raise BackendBuildError(f"the C++ compiler {compiler!r} was not found (install g++ or "
+                                "set CXX)")
     if flavour == "cpp":
         return _jit_load("cpp", cpp_sources, with_cuda=False)
     home = _check_cuda_toolchain()
@@ -213,6 +219,15 @@ def set_backend(name: str | None) -> None:
         if name is not None:
             load(name)
         _active["name"] = name
+
+
+def reset() -> None:
+    """Forget the selection and the compiled modules (tests); the next use selects again."""
+    with _lock:
+        _loaded.clear()
+        _loaded["torch"] = reference
+        _active["name"] = None
+        _warned_routes.clear()
 
 
 def backend_for(x: torch.Tensor) -> ModuleType:

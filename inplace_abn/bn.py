@@ -114,3 +114,18 @@ class InPlaceABNSync(ABN):
 
     def extra_repr(self):
         return super().extra_repr() + f", devices={self.devices}"
+
+
+def convert_to_abn(module: nn.Module) -> nn.Module:
+    """Replace (in place) every InPlaceABN / InPlaceABNSync inside `module` by an ABN with the
+    same settings, parameters and buffers: the same function computed with standard autograd
+    (BN + activation), e.g. for memory comparisons or double backward. Returns `module`."""
+    for name, child in module.named_children():
+        if isinstance(child, InPlaceABN | InPlaceABNSync):
+            abn = ABN(child.num_features, child.eps, child.momentum, child.affine,
+                      child.activation, child.slope)
+            abn.load_state_dict(child.state_dict())
+            setattr(module, name, abn.to(child.running_mean.device, child.running_mean.dtype))
+        else:
+            convert_to_abn(child)
+    return module

@@ -115,12 +115,15 @@ class OCRNet(nn.Module):
 
 
 def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
-                 norm_layer=nn.BatchNorm2d, attention="sdpa", stem=None, **overrides):
+                 norm_layer=nn.SyncBatchNorm, attention="sdpa", stem=None, **overrides):
     """Build an OCRNet for ``backbone`` (a key of :data:`OCR_BACKBONES`) with a head ``preset``.
 
     Args:
         stem_relu (bool, optional): HRNet stem ReLU; default from the preset.
         stem (str, optional): accepted for CLI symmetry (``--stem``); only ``"v1c"`` on ResNet.
+        norm_layer (callable): default ``nn.SyncBatchNorm`` (every reference trains with SyncBN):
+            it synchronises over the process group under torchrun/DDP and is a plain BatchNorm
+            without one (CPU, one GPU, DataParallel replicas); state_dict names equal BN's.
         **overrides: any :class:`OCRNet` head option (``fusion_kernel``, ``aux``...).
     """
     if stem is not None and (stem != "v1c" or backbone.startswith("hrnet")):

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from fixtures_data import tiny_cityscapes  # noqa: F401  (fixture, owner: dataset tests)
+
 
 def pytest_configure(config):
     for line in ("slow: end-to-end runs on tiny data (run in CI)",

@@ -9,7 +9,6 @@ from PIL import Image
 
 from dataset import DATASETS, get_segmentation_dataset
 from dataset.cityscapes import CitySegmentationTest, CitySegmentationTrain
-from fixtures_data import tiny_cityscapes  # noqa: F401  (fixture)
 
 MEAN = np.array([102.9801, 115.9465, 122.7717])
 ORIGINAL_ID_TO_TRAINID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
@@ -97,7 +96,8 @@ def test_missing_data_dir_and_list(tmp_path, tiny_cityscapes):
 
 def test_missing_list_entries_reported_at_construction(tmp_path, tiny_cityscapes):
     lst = tmp_path / "bad.lst"
-    lines = open(os.path.join(tiny_cityscapes, "train.lst")).read().splitlines()
+    with open(os.path.join(tiny_cityscapes, "train.lst")) as f:
+        lines = f.read().splitlines()
     lines += [f"leftImg8bit/train/x/x_{i}_leftImg8bit.png\tgtFine/train/x/x_{i}.png" for i in range(4)]
     lst.write_text("\n".join(lines) + "\n")
     with pytest.raises(FileNotFoundError, match=r"(?s)8 file\(s\).*x_0_leftImg8bit.png"):
@@ -108,7 +108,8 @@ def test_missing_list_entries_reported_at_construction(tmp_path, tiny_cityscapes
 
 
 def _with_label(root, tmp_path, label):
-    img_rel = open(os.path.join(root, "train.lst")).readline().split("\t")[0]
+    with open(os.path.join(root, "train.lst")) as f:
+        img_rel = f.readline().split("\t")[0]
     Image.fromarray(label).save(tmp_path / "lab.png")
     lst = tmp_path / "one.lst"
     lst.write_text(f"{img_rel}\t{tmp_path / 'lab.png'}\n")
@@ -125,9 +126,11 @@ def test_label_size_mismatch_and_bad_values(tmp_path, tiny_cityscapes):
 
 
 def test_truncated_image(tmp_path, tiny_cityscapes):
-    img_rel, lab_rel = open(os.path.join(tiny_cityscapes, "train.lst")).readline().strip().split("\t")
+    with open(os.path.join(tiny_cityscapes, "train.lst")) as f:
+        img_rel = f.readline().split("\t")[0]
     path = os.path.join(tiny_cityscapes, img_rel)
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     with open(path, "wb") as f:
         f.write(data[: len(data) // 3])
     with pytest.raises(OSError, match="aachen_000000_000019_leftImg8bit.png"):

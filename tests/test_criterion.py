@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from test_loss import SPEC_WEIGHTS, np_ohem_loss, np_weighted_ce
-from utils.criterion import (CriterionCrossEntropy, CriterionDSN, CriterionOhemDSN,
-                             CriterionOhemDSN_single, build_criterion)
+
+from utils.criterion import (
+    CriterionCrossEntropy,
+    CriterionDSN,
+    CriterionOhemDSN,
+    CriterionOhemDSN_single,
+    build_criterion,
+)
 
 
 def np_upsample_align_corners(x, size):
@@ -39,7 +44,7 @@ def _t(*arrays):
 
 
 def test_numpy_upsample_oracle_matches_torch_align_corners():
-    aux, _, target = _preds()
+    aux, _, _ = _preds()
     ref = F.interpolate(torch.from_numpy(aux), size=(9, 11), mode="bilinear", align_corners=True)
     np.testing.assert_allclose(np_upsample_align_corners(aux, (9, 11)), ref.numpy(), atol=1e-5)
 

@@ -21,7 +21,11 @@ def _torch_backend_by_default():
     iabn_backend.set_backend(None)
 
 
-@pytest.fixture(params=["torch", pytest.param("cpp", marks=pytest.mark.jit)])
+CUDA_BACKEND = pytest.param("cuda", marks=[pytest.mark.jit, pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="the cuda backend is tested where a GPU is present")])
+
+
+@pytest.fixture(params=["torch", pytest.param("cpp", marks=pytest.mark.jit), CUDA_BACKEND])
 def abn_backend(request, _torch_backend_by_default):
     """Run the test with the given backend active, then restore the default selection."""
     iabn_backend.set_backend(request.param)

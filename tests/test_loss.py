@@ -13,7 +13,7 @@ SPEC_WEIGHTS = np.array([0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1
 
 def np_ohem_target(predict, target, ignore_label, thresh, min_kept):
     """Line-by-line NumPy port of the original OhemCrossEntropy2d.forward's target selection."""
-    n, c, h, w = predict.shape
+    c = predict.shape[1]
     input_label = target.ravel().astype(np.int32)
     x = np.rollaxis(predict, 1).reshape((c, -1))
     input_prob = np.exp(x - x.max(axis=0).reshape((1, -1)))

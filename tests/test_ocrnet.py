@@ -88,6 +88,8 @@ def test_presets_shape_the_head():
     assert op.auxiliary_decoder[0].out_channels == 270 and op.bottleneck[0].bias is not None
     assert (ss.align_corners, mm.align_corners, op.align_corners) == (False, False, True)
     assert ss.backbone_net.stem_relu is False and mm.backbone_net.stem_relu is True
+    assert isinstance(ss.bottleneck[1], torch.nn.SyncBatchNorm)      # SyncBN under DDP, BN otherwise
+    assert isinstance(ss.backbone_net.layer1[0].bn1, torch.nn.SyncBatchNorm)
     assert build_ocrnet("hrnetv2_w18s", 19, stem_relu=True).backbone_net.stem_relu is True
     r = build_ocrnet("resnet50", 19, preset="mmseg")
     assert r.auxiliary_decoder[0].out_channels == 256 and r.decoder[0].p == 0.1

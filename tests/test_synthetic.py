@@ -6,7 +6,6 @@ from PIL import Image
 
 from dataset.labels import id_to_train_id
 from dataset.synthetic import make_synthetic_cityscapes
-from fixtures_data import tiny_cityscapes  # noqa: F401  (fixture)
 
 RENDERED_IDS = {1, 7, 8, 11, 17, 19, 20, 21, 22, 23, 24, 26}
 

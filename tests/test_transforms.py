@@ -149,3 +149,17 @@ def test_read_errors_name_the_file(tmp_path):
         T.read_image(str(junk))
     with pytest.raises(ValueError, match="good.png.*single-channel"):
         T.read_label(str(good))
+
+
+def test_resize_linear_uint8_simd_and_scalar_paths():
+    # OpenCV's vertical pass runs SIMD code over the first values of a row (16 at a time, then 8 at
+    # a time while more than 8 remain) and scalar code on the tail.
+    assert [T._simd_end(n) for n in (4, 8, 9, 16, 20, 24, 25, 33)] == [0, 0, 8, 16, 16, 16, 24, 32]
+    # [[182, 39], [59, 4]] -> 4x4, output (1, 2): vertical weights b = (1536, 512), horizontal
+    # (512, 1536): v0 = 182*512 + 39*1536 = 153088, v1 = 59*512 + 4*1536 = 36352.
+    # scalar: (153088*1536 + 36352*512 + 2**21) >> 22 = 255852544 >> 22 = 61.
+    # SIMD:   (9568*1536 >> 16) + (2272*512 >> 16) = 224 + 17 = 241; (241 + 2) >> 2 = 60.
+    a = np.array([[182, 39], [59, 4]], np.uint8)
+    assert T.resize_linear(a, (4, 4))[1, 2] == 61                    # row of 4 values: scalar
+    wide = np.repeat(a[..., None], 4, axis=2)                         # row of 4 x 4 = 16 values: SIMD
+    assert (T.resize_linear(wide, (4, 4))[1, 2] == 60).all()

@@ -18,8 +18,12 @@ import logging
 import torch.nn.functional as F
 from torch import nn
 
-from .loss import (CITYSCAPES_CLASS_WEIGHTS, OhemCrossEntropy2d, class_weight_tensor,
-                   weighted_cross_entropy)
+from .loss import (
+    CITYSCAPES_CLASS_WEIGHTS,
+    OhemCrossEntropy2d,
+    class_weight_tensor,
+    weighted_cross_entropy,
+)
 
 __all__ = ["CITYSCAPES_CLASS_WEIGHTS", "CriterionCrossEntropy", "CriterionDSN", "CriterionOhemDSN",
            "CriterionOhemDSN_single", "OhemCrossEntropy2d", "build_criterion", "upsample_to"]

@@ -19,8 +19,15 @@ from dataset.labels import CLASS_COLORS, IGNORE_LABEL, NUM_CLASSES
 from dataset.labels import id_to_train_id as labelid_to_trainid
 from dataset.labels import train_id_to_label_id as trainid_to_labelid
 
-__all__ = ["get_palette", "get_voc_palette", "save_palette_png", "trainid_to_labelid",
-           "labelid_to_trainid", "IGNORE_LABEL", "NUM_CLASSES"]
+__all__ = [
+    "IGNORE_LABEL",
+    "NUM_CLASSES",
+    "get_palette",
+    "get_voc_palette",
+    "labelid_to_trainid",
+    "save_palette_png",
+    "trainid_to_labelid",
+]
 
 
 def get_palette(num_entries=256):

@@ -1,7 +1,8 @@
 // Port of OCNet.pytorch@679a45b inplace_abn/src/inplace_abn.cpp (bindings), for current ATen.
 // License: BSD-3-Clause (original InPlace-ABN, Mapillary) / MIT (this reproduction).
 // Validates every input, then dispatches to the CPU or (WITH_CUDA) CUDA implementation.
-#include <torch/extension.h>
+#include <ATen/ATen.h>
+#include <torch/csrc/utils/pybind.h>  // lighter than torch/extension.h (faster JIT build)
 
 #include "checks.h"
 #include "dispatch.h"

@@ -3,7 +3,7 @@
 // Allocates outputs, sets the device and stream, and calls the torch-free launchers of
 // inplace_abn_kernels.cu. Compiled only in the CUDA build (WITH_CUDA).
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "cuda_launch.h"
@@ -31,7 +31,7 @@ at::ScalarType acc_of(const Tensor& x) { return x.scalar_type() == at::kDouble ?
 
 const void* opt(const Tensor& t, bool affine) { return affine && t.numel() ? t.data_ptr() : nullptr; }
 
-void* stream_of() { return static_cast<void*>(at::cuda::getCurrentCUDAStream().stream()); }
+void* stream_of() { return static_cast<void*>(c10::cuda::getCurrentCUDAStream().stream()); }
 
 void check(int code, const char* op) {
   TORCH_CHECK(code == 0, "inplace_abn.", op, " (CUDA) failed: ", iabn::error_string(code));
