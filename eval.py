@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from utils import distributed
 from utils.engine import build_inference_model, build_loader, predict_labels
-from utils.logger import setup_logging
+from utils.logger import run_main, setup_logging
 from utils.metric import ConfusionMatrix
 from utils.options import model_name, parse_args, print_args
 from utils.visualize import save_palette_png
@@ -113,4 +113,4 @@ def results_paths(args):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

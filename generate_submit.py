@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from utils import distributed
 from utils.engine import build_inference_model, build_loader, predict_labels
-from utils.logger import setup_logging
+from utils.logger import run_main, setup_logging
 from utils.options import parse_args, print_args
 
 
@@ -116,4 +116,4 @@ def _submit(args, runtime, log):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

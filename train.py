@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from utils import distributed
 from utils.checkpoint import CSAIL_URL, load_checkpoint, load_pretrained, save_snapshot
-from utils.logger import get_logger, setup_logging, summary_writer
+from utils.logger import run_main, setup_logging, summary_writer
 from utils.options import model_name, parse_args, print_args
 from utils.parallel import wrap_parallel
 from utils.resume import load_resume, restore_resume, rng_state, save_resume
@@ -61,6 +61,12 @@ def build_model(args, log):
     model = network.get_segmentation_model(model_name(args), num_classes=args.num_classes, **kwargs)
     if args.resume:
         return model  # weights come from the resume file
+    if args.zero_init_residual:
+        from network.resnet import Bottleneck
+        blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
+        for block in blocks:  # residual branch starts at ~0 (|0| + eps): faster from-scratch training
+            torch.nn.init.zeros_(block.bn3.weight)
+        log.info(f"--zero-init-residual: zeroed bn3.weight of {len(blocks)} bottlenecks")
     path = args.restore_from
     if args.start_iters == 0:
         if path and os.path.isfile(path):
@@ -215,4 +221,4 @@ def _train(args, runtime, log):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

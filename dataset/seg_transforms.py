@@ -156,6 +156,7 @@ def pad_centred(image_chw, label, crop_size, ignore_label=255):
     """Centre ``image`` (C, h, w) and ``label`` (h, w) on a ``crop_size`` canvas (0 / ignore)."""
     h, w = image_chw.shape[1:]
     ph, pw = max(crop_size[0] - h, 0), max(crop_size[1] - w, 0)
+    # faithful: sssegmentation pads on all sides (centred), mmseg bottom/right only
     top, left = ph // 2, pw // 2
     pads = ((top, ph - top), (left, pw - left))
     image_chw = np.pad(image_chw, ((0, 0),) + pads, constant_values=0)

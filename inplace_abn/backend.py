@@ -4,7 +4,7 @@
 
 Three interchangeable backends implement the op API of ``_backend.pyi``:
 
-* ``cuda``:  JIT build of ``src/*.cpp`` + ``src/*.cu`` with ``-DWITH_CUDA`` (name ``ocnet_iabn_cuda``);
+* ``cuda``:  JIT build of ``src/*.cpp`` + ``src/*.cu`` with ``-DWITH_CUDA`` (``ocnet_iabn_cuda``);
   the C++ dispatch routes each call to the CPU or the CUDA kernels.
 * ``cpp``:   JIT build of the ``.cpp`` sources only (name ``ocnet_iabn_cpu``); CPU kernels.
 * ``torch``: ``inplace_abn.reference``, the same ops in torch tensor ops.
@@ -59,7 +59,7 @@ def requested_backend() -> str:
 
 
 def extensions_dir(name: str) -> Path:
-    """Writable build directory: $TORCH_EXTENSIONS_DIR/<name>, else ~/.cache/ocnet_extensions/<name>."""
+    """Writable build dir: $TORCH_EXTENSIONS_DIR/<name>, else ~/.cache/ocnet_extensions/<name>."""
     base = os.environ.get("TORCH_EXTENSIONS_DIR")
     if not base:
         cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -86,11 +86,13 @@ def _jit_load(flavour: str, sources: list[Path], with_cuda: bool) -> ModuleType:
 
     name = EXTENSION_NAMES[flavour]
     kwargs = dict(name=name, sources=[str(s) for s in sources],
-                  extra_cflags=["-O3"] + (["-DWITH_CUDA"] if with_cuda else []),
+                  # hidden visibility: the cpu and cuda builds define the same C++ symbols and
+                  # may both be loaded in one process; only the module init stays exported
+                  extra_cflags=["-O3", "-fvisibility=hidden"] + ["-DWITH_CUDA"] * with_cuda,
                   extra_include_paths=[str(_SRC)], build_directory=str(extensions_dir(name)),
                   verbose=False)
     if with_cuda:
-        kwargs["extra_cuda_cflags"] = ["-O3", "-DWITH_CUDA"]
+        kwargs["extra_cuda_cflags"] = ["-O3", "-DWITH_CUDA", "-Xcompiler", "-fvisibility=hidden"]
     try:
         return cpp_extension.load(**kwargs)
     except Exception as err:  # the compiler's output is in the message of the build error
@@ -160,8 +162,8 @@ def _build(flavour: str) -> ModuleType:
         os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
         logger.warning("InPlace-ABN: no GPU visible and TORCH_CUDA_ARCH_LIST unset; "
                        "building the CUDA kernels for TORCH_CUDA_ARCH_LIST=%s", DEFAULT_ARCH_LIST)
-    return _jit_load("cuda", cpp_sources + [_SRC / "inplace_abn_cuda.cpp", _SRC / "inplace_abn_kernels.cu"],
-                     with_cuda=True)
+    cuda_sources = [_SRC / "inplace_abn_cuda.cpp", _SRC / "inplace_abn_kernels.cu"]
+    return _jit_load("cuda", cpp_sources + cuda_sources, with_cuda=True)
 
 
 def load(name: str) -> ModuleType:

@@ -162,7 +162,8 @@ def inplace_abn(x, weight, bias, running_mean, running_var, training=True, momen
         weight, bias: (C,) affine parameters (both or neither); the scale is |weight| + eps.
         running_mean, running_var: (C,) buffers, updated in place when training.
         training: use batch statistics (True) or the running statistics (False).
-        momentum, eps, activation ('leaky_relu' | 'elu' | 'none'), slope: as in BatchNorm / leaky_relu.
+        momentum, eps: as in BatchNorm.
+        activation: 'leaky_relu' | 'elu' | 'none'; slope: negative slope of the leaky ReLU.
     """
     _check_args(x, weight, bias, running_mean, running_var, activation)
     return InPlaceABNFunction.apply(x, weight, bias, running_mean, running_var, training,

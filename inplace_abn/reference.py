@@ -1,5 +1,5 @@
 # New file (no counterpart in OCNet.pytorch@679a45b): the torch backend of InPlace-ABN.
-# License: MIT (this reproduction). Semantics follow inplace_abn/src/inplace_abn_cpu.cpp of the original.
+# License: MIT (this reproduction). Semantics: the original's inplace_abn/src/inplace_abn_cpu.cpp.
 """Pure-PyTorch implementation of the InPlace-ABN backend op API (see ``_backend.pyi``).
 
 Every function has the name, argument order and in-place behaviour of the original C++ op, so

@@ -119,8 +119,9 @@ class ReplicaGroup:
                 self.worker_queues[r].put(err)
             raise
         for r in range(1, self.size):
-            dev = items[r][1].device
-            self.worker_queues[r].put((n, a.to(dev, items[r][1].dtype), b.to(dev, items[r][2].dtype)))
+            _, ref_a, ref_b = items[r]
+            self.worker_queues[r].put((n, a.to(ref_a.device, ref_a.dtype),
+                                       b.to(ref_b.device, ref_b.dtype)))
         return n, a.to(payload[1].dtype), b.to(payload[2].dtype)
 
 

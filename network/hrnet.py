@@ -72,6 +72,7 @@ class HRModule(nn.Module):
             row = nn.ModuleList()
             for j in range(n):
                 if j > i:
+                    # faithful: mmseg/sssegmentation keep an Upsample module here (no parameters)
                     row.append(nn.Sequential(
                         nn.Conv2d(channels[j], channels[i], 1, bias=False), norm_layer(channels[i]),
                         nn.Upsample(scale_factor=2 ** (j - i), mode="bilinear", align_corners=False)))

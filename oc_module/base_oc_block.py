@@ -9,6 +9,13 @@ from .self_attention import SelfAttentionBlock2D, _abn
 __all__ = ["BaseOC_Module", "BaseOC_Context_Module"]
 
 
+def _stages(in_channels, out_channels, key_channels, value_channels, sizes, impl):
+    """One attention stage per max-pool scale in ``sizes``; their contexts are summed."""
+    return nn.ModuleList([
+        SelfAttentionBlock2D(in_channels, key_channels, value_channels, out_channels, s, impl)
+        for s in sizes])
+
+
 class BaseOC_Module(nn.Module):
     """Object context fused with the input: ``conv_bn_dropout(cat([sum_s stage_s(x), x]))``.
 
@@ -24,9 +31,7 @@ class BaseOC_Module(nn.Module):
     def __init__(self, in_channels, out_channels, key_channels, value_channels, dropout,
                  sizes=(1,), impl="sdpa"):
         super().__init__()
-        self.stages = nn.ModuleList([
-            SelfAttentionBlock2D(in_channels, key_channels, value_channels, out_channels, s, impl)
-            for s in sizes])
+        self.stages = _stages(in_channels, out_channels, key_channels, value_channels, sizes, impl)
         # faithful: 2 * in_channels assumes out_channels == in_channels, as the original does.
         self.conv_bn_dropout = nn.Sequential(
             nn.Conv2d(2 * in_channels, out_channels, kernel_size=1), _abn()(out_channels),
@@ -48,9 +53,7 @@ class BaseOC_Context_Module(nn.Module):
     def __init__(self, in_channels, out_channels, key_channels, value_channels, dropout=0,
                  sizes=(1,), impl="sdpa"):
         super().__init__()
-        self.stages = nn.ModuleList([
-            SelfAttentionBlock2D(in_channels, key_channels, value_channels, out_channels, s, impl)
-            for s in sizes])
+        self.stages = _stages(in_channels, out_channels, key_channels, value_channels, sizes, impl)
         # faithful: named conv_bn_dropout but holds no dropout; the conv takes in_channels.
         self.conv_bn_dropout = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, kernel_size=1), _abn()(out_channels))

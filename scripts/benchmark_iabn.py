@@ -49,7 +49,8 @@ def saved_bytes_one_step(model, image, label):
 
     handles = []
     for name, child in model.named_children():
-        pre, post = set_ctx("part", "backbone" if name.startswith(("conv", "bn", "relu", "layer", "maxpool")) else "head")
+        is_backbone = name.startswith(("conv", "bn", "relu", "layer", "maxpool"))
+        pre, post = set_ctx("part", "backbone" if is_backbone else "head")
         handles += [child.register_forward_pre_hook(pre), child.register_forward_hook(post)]
     for m in model.modules():
         if isinstance(m, NORMS + ACTS):
@@ -60,15 +61,18 @@ def saved_bytes_one_step(model, image, label):
         storage = t.untyped_storage()
         ptr = storage.data_ptr()
         if ptr not in params and storage.nbytes() > 0:
-            entry = storages.setdefault(ptr, {"nbytes": storage.nbytes(), "kinds": set(), "part": where["part"]})
+            entry = storages.setdefault(
+                ptr, {"nbytes": storage.nbytes(), "kinds": set(), "part": where["part"]})
             entry["kinds"].add(where["kind"])
         return t
 
     with saved_tensors_hooks(pack, lambda t: t):
         out = model(image)
         aux, main = out
-        loss = sum(w * F.cross_entropy(F.interpolate(o, size=label.shape[-2:], mode="bilinear", align_corners=True),
-                                       label, ignore_index=255) for w, o in ((0.4, aux), (1.0, main)))
+        loss = 0  # the DSN loss: 0.4 * CE(aux) + CE(main), logits upsampled with align_corners
+        for weight, logits in ((0.4, aux), (1.0, main)):
+            up = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=True)
+            loss = loss + weight * F.cross_entropy(up, label, ignore_index=255)
     loss.backward()
     for h in handles:
         h.remove()
@@ -104,24 +108,29 @@ def memory_benchmark(args):
 
 
 def time_backends(args):
-    shape = tuple(args.time_shape)
+    shape, dev = tuple(args.time_shape), torch.device(args.time_device)
+    dtype = getattr(torch, args.dtype)
     gen = torch.Generator().manual_seed(0)
-    base = torch.randn(shape, generator=gen)
-    grad = torch.randn(shape, generator=gen)
-    weight = torch.rand(shape[1], generator=gen).requires_grad_()
-    bias = torch.randn(shape[1], generator=gen).requires_grad_()
-    abn = ABN(shape[1])
+    base = torch.randn(shape, generator=gen).to(dev, dtype)
+    grad = torch.randn(shape, generator=gen).to(dev, dtype)
+    weight = torch.rand(shape[1], generator=gen).to(dev).requires_grad_()
+    bias = torch.randn(shape[1], generator=gen).to(dev).requires_grad_()
+    abn = ABN(shape[1]).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def step(kind):
         leaf = base.clone().requires_grad_()
-        rm, rv = torch.zeros(shape[1]), torch.ones(shape[1])
+        rm, rv = torch.zeros(shape[1], device=dev), torch.ones(shape[1], device=dev)
+        sync()
         t0 = time.perf_counter()
         if kind == "ABN (autograd)":
-            out = abn(leaf * 1)
+            with torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32):
+                out = abn(leaf * 1)
         else:
             iabn_backend.set_backend(kind)
             out = inplace_abn(leaf * 1, weight, bias, rm, rv, True)
         out.backward(grad)
+        sync()
         return time.perf_counter() - t0
 
     kinds = list(args.backends) + ["ABN (autograd)"]
@@ -140,13 +149,15 @@ def to_markdown(result, command):
     if "memory" in result:
         m = result["memory"]
         iabn, abn = m["InPlace-ABN"], m["BN + activation (ABN)"]
-        lines += [f"### Saved-for-backward activation memory, one train step of `{result['network']}` "
-                  f"({result['input']}, CPU)", "",
+        lines += [f"### Saved-for-backward activation memory, one train step of "
+                  f"`{result['network']}` ({result['input']}, CPU)", "",
                   "| quantity | BN + activation | InPlace-ABN | saved |", "|---|---:|---:|---:|"]
         for key, label in (("total", "all saved tensors (unique storages, no parameters)"),
                            ("norm+act", "storages saved by norm/activation layers"),
-                           ("norm+act_backbone", "... of which in the backbone (norm 'none' + separate ReLU)"),
-                           ("norm+act_head", "... of which in the heads (InPlace-ABN with leaky_relu)"),
+                           ("norm+act_backbone",
+                            "... of which in the backbone (norm 'none' + separate ReLU)"),
+                           ("norm+act_head",
+                            "... of which in the heads (InPlace-ABN with leaky_relu)"),
                            ("norm+act_exclusive", "storages only norm/activation layers keep")):
             a, b = abn[key] / MIB, iabn[key] / MIB
             share = f"{100 * (a - b) / a:.1f}%" if a else "n/a"
@@ -154,35 +165,41 @@ def to_markdown(result, command):
         lines += ["", f"Loss of the two variants (same weights and dropout masks): "
                       f"{abn['loss']:.6f} vs {iabn['loss']:.6f}.", ""]
     if "time_ms" in result:
-        lines += [f"### Forward+backward of one InPlace-ABN layer, input {tuple(result['time_shape'])} "
-                  f"float32 ({result['time_device']}, median of {result['repeats']})", "",
+        lines += [f"### Forward+backward of one InPlace-ABN layer, input "
+                  f"{tuple(result['time_shape'])} {result['dtype']} ({result['time_device']}, "
+                  f"median of {result['repeats']})", "",
                   "| implementation | time (ms) |", "|---|---:|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in result["time_ms"].items()]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", default="resnet101_asp_oc_dsn")
     parser.add_argument("--size", type=int, default=257, help="square input size for (a)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--time-shape", type=int, nargs=4, default=[1, 512, 97, 97])
     parser.add_argument("--backends", nargs="+", default=["torch", "cpp"], help="backends for (b)")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--time-device", default="cpu", help="device for (b): cpu or cuda")
+    parser.add_argument("--dtype", default="float32", help="input dtype for (b)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-time", action="store_true")
     parser.add_argument("--out", default="scripts/results/benchmark_iabn", help="output prefix")
     args = parser.parse_args(argv)
-    result = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-                         f"torch {torch.__version__}", "network": args.network,
+    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    result = {"machine": f"{machine}, torch {torch.__version__}", "network": args.network,
               "input": f"{args.batch}x3x{args.size}x{args.size}"}
     if not args.skip_memory:
         iabn_backend.set_backend("torch")
         result["memory"] = memory_benchmark(args)
     if not args.skip_time:
+        device = torch.cuda.get_device_name() if args.time_device == "cuda" else "CPU"
         result.update(time_ms=time_backends(args), time_shape=args.time_shape, repeats=args.repeats,
-                      time_device="CPU")
-    command = "python " + " ".join(["-m", "scripts.benchmark_iabn"] + (argv if argv is not None else sys.argv[1:]))
+                      time_device=device, dtype=args.dtype)
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python", "-m", "scripts.benchmark_iabn"] + given)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -12,11 +12,13 @@ DEMO_N_TRAIN=${DEMO_N_TRAIN:-40}
 DEMO_N_VAL=${DEMO_N_VAL:-8}
 DEMO_N_TEST=${DEMO_N_TEST:-4}
 DEMO_IMAGE_SIZE=${DEMO_IMAGE_SIZE:-96,192}
-DEMO_INPUT_SIZE=${DEMO_INPUT_SIZE:-96,96}
+DEMO_INPUT_SIZE=${DEMO_INPUT_SIZE:-64,64}
 DEMO_BATCH_SIZE=${DEMO_BATCH_SIZE:-4}
-DEMO_NUM_STEPS=${DEMO_NUM_STEPS:-300}
+DEMO_NUM_STEPS=${DEMO_NUM_STEPS:-250}
 DEMO_LEARNING_RATE=${DEMO_LEARNING_RATE:-1e-2}
-DEMO_SAVE_EVERY=${DEMO_SAVE_EVERY:-100}
+# Random init needs help to learn in a few hundred CPU steps: zero-init of each bottleneck's last BN
+# (not in the paper; with ImageNet weights, as in paper mode, it is off).
+DEMO_ZERO_INIT_RESIDUAL=${DEMO_ZERO_INIT_RESIDUAL:-True}
 
 ocnet_log() { printf '[%s] %s\n' "$(basename "$0")" "$*"; }
 ocnet_die() { printf '[%s] ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
@@ -83,7 +85,8 @@ ocnet_demo_settings() {
     EVAL_BATCH_SIZE=2
     NUM_STEPS=$DEMO_NUM_STEPS
     LEARNING_RATE=$DEMO_LEARNING_RATE
-    SAVE_EVERY=$DEMO_SAVE_EVERY
+    SAVE_EVERY=$DEMO_NUM_STEPS
+    ZERO_INIT_RESIDUAL=$DEMO_ZERO_INIT_RESIDUAL
     NUM_WORKERS=1
     ALLOW_RANDOM_INIT=True
     TAG=demo_${NETWORK}_${METHOD}
@@ -100,6 +103,7 @@ ocnet_main() {
     SAVE_EVERY=5000
     NUM_WORKERS=4
     ALLOW_RANDOM_INIT=False
+    ZERO_INIT_RESIDUAL=False
     TAG=${NETWORK}_${METHOD}_${LEARNING_RATE}_${WEIGHT_DECAY}_${BATCH_SIZE}_${NUM_STEPS}
     DEMO=0
     if [ ! -d "$DATA_DIR" ]; then
@@ -118,7 +122,7 @@ ocnet_main() {
         --ohem-keep "$OHEMKEEP" --use-val False --use-weight True --restore-from "$PRETRAINED" \
         --start-iters "$START_ITERS" --learning-rate "$LEARNING_RATE" --use-extra False \
         --dataset cityscapes_train --data-dir "$DATA_DIR" --save-pred-every "$SAVE_EVERY" \
-        --num-workers "$NUM_WORKERS" --allow-random-init "$ALLOW_RANDOM_INIT" --resume auto \
+        --num-workers "$NUM_WORKERS" --allow-random-init "$ALLOW_RANDOM_INIT" --zero-init-residual "$ZERO_INIT_RESIDUAL" --resume auto \
         --log-file "./log/log_train/log_$TAG"
     CKPT=${SNAPSHOT_DIR}CS_scenes_${NUM_STEPS}.pth
 

@@ -1,7 +1,7 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # OCRNet runner: the sssegmentation OCRNet recipe of the seed table (OCRNET_SPEC §3.1).
 #
-#   scripts/run_ocrnet.sh DATASET BACKBONE
+#   sh scripts/run_ocrnet.sh DATASET BACKBONE
 #     DATASET   voc | ade20k | cityscapes
 #     BACKBONE  resnet50 | resnet101 | hrnetv2_w18s | hrnetv2_w18 | hrnetv2_w48
 #
@@ -21,7 +21,7 @@
 # floor(ceil(N / 8) / (batch / 8)) -> VOC 60 x 661 = 39,660; ADE 130 x 1,263 = 164,190;
 # Cityscapes 440 x 372 = 163,680. Evaluation: whole image, single scale, no flip.
 # DEMO mode writes a tiny synthetic dataset and runs 4 iterations + eval on CPU.
-set -euo pipefail
+set -eu
 
 if [ $# -ne 2 ]; then
   sed -n '2,6p' "$0" >&2
@@ -34,15 +34,17 @@ case "$BACKBONE" in
   *) echo "unknown BACKBONE '$BACKBONE' (resnet50 resnet101 hrnetv2_w18s hrnetv2_w18 hrnetv2_w48)" >&2
      exit 2 ;;
 esac
+TRAIN_LIST=""
+VAL_LIST=""
 case "$DATASET" in
-  voc)        N=10582; K=21;  BATCH=16; EPOCHS=60;  CROP=512,512;  DEMO_CROP=64,64
-              DATA_DIR=${DATA_DIR:-./dataset/VOCdevkit/VOC2012}; TRAIN_LIST=""; VAL_LIST="" ;;
-  ade20k)     N=20210; K=150; BATCH=16; EPOCHS=130; CROP=512,512;  DEMO_CROP=64,64
-              DATA_DIR=${DATA_DIR:-./dataset/ADEChallengeData2016}; TRAIN_LIST=""; VAL_LIST="" ;;
-  cityscapes) N=2975;  K=19;  BATCH=8;  EPOCHS=440; CROP=512,1024; DEMO_CROP=64,128
+  voc)        N=10582; K=21;  BATCH=16; EPOCHS=60;  CROP=512,512;  DEMO_CROP=64,64; NAME=voc
+              DATA_DIR=${DATA_DIR:-./dataset/VOCdevkit/VOC2012} ;;
+  ade20k)     N=20210; K=150; BATCH=16; EPOCHS=130; CROP=512,512;  DEMO_CROP=64,64; NAME=ade20k
+              DATA_DIR=${DATA_DIR:-./dataset/ADEChallengeData2016} ;;
+  cityscapes) N=2975;  K=19;  BATCH=8;  EPOCHS=440; CROP=512,1024; DEMO_CROP=64,128; NAME=cityscapes_ocr
               DATA_DIR=${DATA_DIR:-./dataset/cityscapes}
-              TRAIN_LIST=${TRAIN_LIST:-./dataset/list/cityscapes/train.lst}
-              VAL_LIST=${VAL_LIST:-./dataset/list/cityscapes/val.lst} ;;
+              TRAIN_LIST=./dataset/list/cityscapes/train.lst
+              VAL_LIST=./dataset/list/cityscapes/val.lst ;;
   *) echo "unknown DATASET '$DATASET' (voc ade20k cityscapes)" >&2; exit 2 ;;
 esac
 
@@ -59,10 +61,10 @@ if [ "$DEMO" = auto ]; then
   if [ -d "$DATA_DIR" ]; then DEMO=0; else DEMO=1; fi
 fi
 TAG=ocrnet_${BACKBONE}_${DATASET}
-SNAPSHOT_DIR=${SNAPSHOT_DIR:-./checkpoint/snapshots_${TAG}/}
+SNAPSHOT_DIR=${SNAPSHOT_DIR:-./checkpoint/snapshots_${TAG}}
 PRETRAINED=${PRETRAINED:-./pretrained_model/${BACKBONE}_imagenet.pth}
-EXTRA=()
-EVAL_EXTRA=()
+NUM_WORKERS=4
+ALLOW_RANDOM_INIT=False
 if [ "$DEMO" = 1 ]; then
   DATA_DIR=${DEMO_DIR:-./dataset/demo_ocr_${DATASET}}
   ocnet_log "DEMO: no ${DATASET} dataset; writing a synthetic one to ${DATA_DIR} (CPU, 4 iterations)"
@@ -73,19 +75,16 @@ if [ "$DEMO" = 1 ]; then
       "$PYTHON" -c "from dataset.synthetic import make_synthetic_cityscapes as m; m('$DATA_DIR', n_train=4, n_val=2, n_test=1, size=(64, 128))"
       TRAIN_LIST=$DATA_DIR/train.lst; VAL_LIST=$DATA_DIR/val.lst ;;
   esac
-  ITERS=4; BATCH=2; CROP=$DEMO_CROP; SAVE_EVERY=1000
-  SNAPSHOT_DIR=${DEMO_SNAPSHOT_DIR:-./checkpoint/snapshots_demo_${TAG}/}
-  EXTRA+=(--allow-random-init True --num-workers 0)
-  EVAL_EXTRA+=(--num-workers 0)
-  NPROC=1
+  ITERS=4; BATCH=2; CROP=$DEMO_CROP; SAVE_EVERY=1000; NUM_WORKERS=0; NPROC=1
+  ALLOW_RANDOM_INIT=True
+  SNAPSHOT_DIR=${DEMO_SNAPSHOT_DIR:-./checkpoint/snapshots_demo_${TAG}}
+  TAG=demo_${TAG}
 else
   PER_EPOCH=$(( ((N + 7) / 8) / (BATCH / 8) ))
   ITERS=$(( EPOCHS * PER_EPOCH ))
   SAVE_EVERY=$(( PER_EPOCH * 10 ))
-  EXTRA+=(--restore-from "$PRETRAINED" --resume auto)
 fi
 mkdir -p ./log/log_train ./log/log_test "$SNAPSHOT_DIR"
-NAME=${DATASET/cityscapes/cityscapes_ocr}
 
 ocnet_log "1/2 train OCRNet ${BACKBONE} on ${DATASET}: ${ITERS} iterations, global batch ${BATCH}, crop ${CROP}, ${NPROC} process(es)"
 ocnet_launch train.py --network "$BACKBONE" --method ocr --dataset "${NAME}_train" \
@@ -93,14 +92,16 @@ ocnet_launch train.py --network "$BACKBONE" --method ocr --dataset "${NAME}_trai
   --input-size "$CROP" --batch-size "$BATCH" --num-steps "$ITERS" --gpu "$GPU_IDS" \
   --learning-rate 0.01 --min-lr 1e-4 --momentum 0.9 --weight-decay 5e-4 --power 0.9 \
   --dsn-weight 0.4 --use-weight False --ohem False --random-scale True --random-mirror True \
-  --snapshot-dir "$SNAPSHOT_DIR" --save-pred-every "$SAVE_EVERY" \
-  --log-file "./log/log_train/log_${TAG}" "${EXTRA[@]}"
+  --restore-from "$PRETRAINED" --allow-random-init "$ALLOW_RANDOM_INIT" --resume auto \
+  --snapshot-dir "$SNAPSHOT_DIR" --save-pred-every "$SAVE_EVERY" --num-workers "$NUM_WORKERS" \
+  --log-file "./log/log_train/log_${TAG}"
 
 # whole-image single-scale evaluation; --input-size = the training crop sets the base scale
 # (2048, 512) / (2048, 1024) of the keep-ratio resize; images differ in size -> batch 1
 ocnet_log "2/2 eval on val (log ./log/log_test/log_${TAG}_val)"
 ocnet_launch eval.py --network "$BACKBONE" --method ocr --dataset "${NAME}_val" \
   --data-dir "$DATA_DIR" --data-list "$VAL_LIST" --num-classes "$K" --ignore-label 255 \
-  --input-size "$CROP" --batch-size 1 --restore-from "${SNAPSHOT_DIR%/}/CS_scenes_${ITERS}.pth" \
+  --input-size "$CROP" --batch-size 1 --restore-from "$SNAPSHOT_DIR/CS_scenes_${ITERS}.pth" \
   --gpu "$GPU_IDS" --use-flip False --use-ms False --predict-choice whole --whole-scale 1 \
-  --output-path "${SNAPSHOT_DIR%/}/eval" --log-file "./log/log_test/log_${TAG}_val" "${EVAL_EXTRA[@]}"
+  --num-workers "$NUM_WORKERS" --output-path "$SNAPSHOT_DIR/eval" \
+  --log-file "./log/log_test/log_${TAG}_val"

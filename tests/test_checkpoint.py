@@ -159,3 +159,30 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", real_save)
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
     assert os.listdir(tmp_path) == ["CS_scenes_0.pth"]  # no temp file left behind
+
+
+def test_real_models_csail_and_torchvision_layouts(tmp_path):
+    """The real OCNet backbone: a CSAIL-layout file (deep stem + fc) loads; a torchvision ResNet-101
+    file is refused by the deep stem and loads into --stem standard."""
+    import torchvision
+
+    import network
+    donor = network.get_segmentation_model("resnet101_baseline", num_classes=19)
+    csail = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in donor.state_dict().items()
+             if k.split(".")[0] in ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "layer1", "layer2", "layer3",
+                                   "layer4")}
+    assert len(csail) == 530  # OCNET_SPEC §1: the backbone has 530 entries
+    csail["fc.weight"], csail["fc.bias"] = torch.zeros(1000, 2048), torch.zeros(1000)
+    torch.save(csail, tmp_path / "resnet101-imagenet.pth")
+    model = network.get_segmentation_model("resnet101_asp_oc_dsn", num_classes=19)
+    assert len(load_pretrained(model, str(tmp_path / "resnet101-imagenet.pth"))) == 530
+    assert torch.equal(model.state_dict()["layer3.22.bn2.running_var"], csail["layer3.22.bn2.running_var"])
+
+    tv = torchvision.models.resnet101(weights=None).state_dict()
+    torch.save(tv, tmp_path / "tv.pth")
+    with pytest.raises(CheckpointMismatchError, match="7x7"):
+        load_pretrained(model, str(tmp_path / "tv.pth"))
+    standard = network.get_segmentation_model("resnet101_asp_oc_dsn", num_classes=19, stem="standard")
+    loaded = load_pretrained(standard, str(tmp_path / "tv.pth"))
+    assert "fc.weight" not in loaded and not any(k.endswith("num_batches_tracked") for k in loaded)
+    assert torch.equal(standard.state_dict()["conv1.weight"], tv["conv1.weight"])

@@ -97,15 +97,18 @@ def test_float32_matches_oracle(abn_backend, iabn_device):
 @pytest.mark.parametrize("training", [True, False])
 def test_gradcheck_float64(abn_backend, iabn_device, activation, training):
     x, w, b, rm, rv, _ = make_inputs(iabn_device, shape=(2, 3, 3, 2))
-    fn = lambda x_, w_, b_: inplace_abn(x_.clone(), w_, b_, rm.clone(), rv.clone(), training,  # noqa: E731
-                                        MOMENTUM, EPS, activation, SLOPE)
+    def fn(x_, w_, b_):
+        return inplace_abn(x_.clone(), w_, b_, rm.clone(), rv.clone(), training, MOMENTUM, EPS,
+                           activation, SLOPE)
+
     inputs = tuple(t.clone().requires_grad_() for t in (x, w, b))
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7)
 
 
 def test_running_stats_hand_formula(abn_backend):
     x = torch.arange(12, dtype=torch.float64).reshape(2, 2, 3) ** 1.5  # (N=2, C=2, L=3)
-    rm, rv = torch.tensor([0.5, -1.0], dtype=torch.float64), torch.tensor([2.0, 0.5], dtype=torch.float64)
+    rm = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    rv = torch.tensor([2.0, 0.5], dtype=torch.float64)
     xn = x.numpy().transpose(1, 0, 2).reshape(2, -1)  # (C, N*L)
     want_rm = 0.9 * rm.numpy() + 0.1 * xn.mean(1)
     want_rv = 0.9 * rv.numpy() + 0.1 * xn.var(1, ddof=1)  # unbiased: n / (n - 1)
@@ -193,7 +196,8 @@ def test_module_state(cls):
     m = cls(5)
     assert sorted(m.state_dict()) == ["bias", "running_mean", "running_var", "weight"]
     assert torch.equal(m.weight, torch.ones(5)) and torch.equal(m.bias, torch.zeros(5))
-    assert torch.equal(m.running_var, torch.ones(5)) and (m.activation, m.slope) == ("leaky_relu", 0.01)
+    assert torch.equal(m.running_var, torch.ones(5))
+    assert (m.activation, m.slope) == ("leaky_relu", 0.01)
     assert cls(5, affine=False).weight is None
 
 

@@ -54,7 +54,8 @@ def _fake_build(fail):
     return build
 
 
-@pytest.mark.parametrize("gpu,fail,expect", [(True, {"cuda"}, "cpp"), (True, {"cuda", "cpp"}, "torch"),
+@pytest.mark.parametrize("gpu,fail,expect", [(True, {"cuda"}, "cpp"),
+                                             (True, {"cuda", "cpp"}, "torch"),
                                              (False, {"cpp"}, "torch")])
 def test_auto_falls_back_with_exactly_one_warning(fresh_backend, gpu, fail, expect):
     fresh_backend.setenv("IABN_BACKEND", "auto")
@@ -173,7 +174,8 @@ def _check_against_reference(name, device, dtype, rtol, atol):
         want = _all_ops(reference, *inputs, affine)
         for i, (g, e) in enumerate(zip(got, want)):
             assert g.dtype == e.dtype, i
-            torch.testing.assert_close(g.float(), e.float(), rtol=rtol, atol=atol, msg=f"op result {i}")
+            torch.testing.assert_close(g.float(), e.float(), rtol=rtol, atol=atol,
+                                       msg=f"op result {i}")
 
 
 @pytest.mark.jit
@@ -194,7 +196,8 @@ def test_cpp_validates_inputs():
     assert mod.has_cuda() is False
     x = torch.randn(2, 3, 4)
     with pytest.raises(RuntimeError, match="mean must be Double for a Double input, got Float"):
-        mod.forward(x.double(), torch.zeros(3), torch.ones(3), torch.ones(3), torch.zeros(3), True, 1e-5)
+        mod.forward(x.double(), torch.zeros(3), torch.ones(3), torch.ones(3), torch.zeros(3), True,
+                    1e-5)
     with pytest.raises(RuntimeError, match=r"weight must have shape \(3,\)"):
         mod.forward(x, torch.zeros(3), torch.ones(3), torch.ones(4), torch.zeros(4), True, 1e-5)
     with pytest.raises(RuntimeError, match="must be contiguous"):
@@ -225,7 +228,8 @@ def test_cuda_backend_compiles():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 def test_cuda_ops_match_reference(dtype):
-    tol = {torch.float32: 1e-4, torch.float64: 1e-10, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
+    tol = {torch.float32: 1e-4, torch.float64: 1e-10, torch.float16: 2e-3,
+           torch.bfloat16: 2e-2}[dtype]
     _check_against_reference("cuda", "cuda", dtype, tol, tol)
 
 

@@ -193,7 +193,8 @@ def test_new_replicate_round_starts_new_group(threaded_sync):
         xs, gs = make_batches((2,) * count)
         replicas = make_replicas(m, count)
         assert replicas[0]._dp_member.group.size == count
-        run_threads([lambda r=r, x=x, g=g: run_replica(r, x, g) for r, x, g in zip(replicas, xs, gs)])
+        run_threads([lambda r=r, x=x, g=g: run_replica(r, x, g)
+                     for r, x, g in zip(replicas, xs, gs)])
 
 
 def test_missing_replica_times_out_with_clear_error(threaded_sync, monkeypatch):
@@ -221,3 +222,24 @@ def test_dataparallel_wrapper_on_cpu():
     xs, _ = make_batches((3,))
     out = nn.DataParallel(m)(xs[0].clone())
     torch.testing.assert_close(out, full_batch_reference(xs, [torch.zeros_like(xs[0])])["out"][0])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_dataparallel_exchange_on_cuda_tensors(monkeypatch):
+    """The real CUDA path (no test hook): replicas in threads exchange forward statistics.
+    (Backward is not run: on one GPU all replicas share one autograd device thread.)"""
+    monkeypatch.setenv("IABN_SYNC_TIMEOUT", "20")
+    xs, _ = make_batches((3, 5))
+    m = init_module(InPlaceABNSync(C).double()).cuda()
+    replicas = make_replicas(m, 2)
+
+    def fwd(r, x):
+        with torch.no_grad():
+            return r(x.cuda().clone()).cpu(), r.running_var.cpu()
+
+    got = run_threads([lambda r=r, x=x: fwd(r, x) for r, x in zip(replicas, xs)])
+    ref = full_batch_reference(xs, [torch.zeros_like(x) for x in xs])
+    for r, (out, rv) in enumerate(got):
+        torch.testing.assert_close(out, ref["out"][r], rtol=0, atol=1e-10)
+        torch.testing.assert_close(rv, ref["rv"], rtol=0, atol=1e-10)

@@ -23,3 +23,20 @@ def test_summary_writer(tmp_path):
         writer.add_scalar("loss", 1.0, 0)
         writer.close()
         assert any(p.name.startswith("events.out.tfevents") for p in tmp_path.iterdir())
+
+
+def test_run_main_turns_user_errors_into_one_line(capsys, monkeypatch):
+    import pytest
+
+    from utils.logger import run_main
+    monkeypatch.delenv("OCNET_DEBUG", raising=False)
+
+    def bad():
+        raise KeyError("unknown model 'resnet101_base'; valid names: a, b")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(bad)
+    assert exit_info.value.code == 2
+    assert "ERROR: unknown model 'resnet101_base'; valid names: a, b" in capsys.readouterr().err
+    monkeypatch.setenv("OCNET_DEBUG", "1")
+    with pytest.raises(KeyError):
+        run_main(bad)

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "run_ocrnet.sh"
@@ -14,7 +16,7 @@ SCRIPT = ROOT / "scripts" / "run_ocrnet.sh"
 def _run(args, tmp_path, **env):
     full = dict(os.environ, PYTHON=sys.executable, DEMO_DIR=str(tmp_path / "data"),
                 DEMO_SNAPSHOT_DIR=str(tmp_path / "snap"), **env)
-    return subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True,
+    return subprocess.run(["sh", str(SCRIPT), *args], cwd=ROOT, env=full, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -33,3 +35,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "snap" / "CS_scenes_4.pth").is_file()
     result = json.loads((tmp_path / "snap" / "eval" / "results.json").read_text())
     assert result["images"] == 4 and 0.0 <= result["mIoU"] <= 1.0
+    # whole-image protocol: every labelled pixel of the ORIGINAL-resolution val masks is scored
+    labelled = 0
+    voc = tmp_path / "data"
+    for name in (voc / "ImageSets" / "Segmentation" / "val.txt").read_text().split():
+        mask = np.asarray(Image.open(voc / "SegmentationClass" / f"{name}.png"))
+        labelled += int((mask != 255).sum())
+    assert int(np.asarray(result["confusion_matrix"]).sum()) == labelled

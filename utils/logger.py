@@ -41,3 +41,20 @@ def summary_writer(log_dir, enabled=True):
     if not enabled or not has_tensorboard:
         return None
     return SummaryWriter(log_dir)
+
+
+USER_ERRORS = (FileNotFoundError, KeyError, ValueError, OSError)
+
+
+def run_main(main):
+    """Script entry point: run ``main()``; a bad-input error (missing file, unknown name, bad value,
+    mismatching checkpoint) prints one ``ERROR:`` line instead of a traceback and exits with status 2.
+    Set OCNET_DEBUG=1 to see the traceback."""
+    try:
+        main()
+    except USER_ERRORS as err:
+        if os.environ.get("OCNET_DEBUG"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"ERROR: {message}\n(set OCNET_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(2)

@@ -126,6 +126,8 @@ def _checkpoint_group(parser):
                    help="continue exactly from a resume file ('auto' = <snapshot-dir>/resume.pth)")
     _bool(g, "--allow-random-init", False,
           "train from random init (with a warning) when --restore-from is missing")
+    _bool(g, "--zero-init-residual", False,
+          "zero the last BN weight of every bottleneck before training (not in the paper; from-scratch demo)")
 
 
 def _test_group(parser, mode):

@@ -20,7 +20,9 @@ struct Dims {
   int64_t n, c, s;
 };
 
-Dims dims_of(const Tensor& x) { return {x.size(0), x.size(1), x.numel() / (x.size(0) * x.size(1))}; }
+Dims dims_of(const Tensor& x) {
+  return {x.size(0), x.size(1), x.numel() / (x.size(0) * x.size(1))};
+}
 
 // gamma = |w| + eps, beta = b (1 and 0 without affine)
 template <typename acc_t>
@@ -137,7 +139,8 @@ Tensor backward_cpu(const Tensor& z, const Tensor& dz, const Tensor& var, const 
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t *pz = z.data_ptr<scalar_t>(), *pdz = dz.data_ptr<scalar_t>();
     scalar_t* pdx = dx.data_ptr<scalar_t>();
-    const acc_t *pv = var.data_ptr<acc_t>(), *pe = edz.data_ptr<acc_t>(), *pey = eydz.data_ptr<acc_t>();
+    const acc_t* pv = var.data_ptr<acc_t>();
+    const acc_t *pe = edz.data_ptr<acc_t>(), *pey = eydz.data_ptr<acc_t>();
     const acc_t *pw = affine ? ptr_or_null<acc_t>(weight) : nullptr;
     const acc_t *pb = affine ? ptr_or_null<acc_t>(bias) : nullptr;
     const double count = static_cast<double>(d.n * d.s);
@@ -145,14 +148,17 @@ Tensor backward_cpu(const Tensor& z, const Tensor& dz, const Tensor& var, const 
       for (int64_t c = begin; c < end; ++c) {
         double gamma, beta;
         affine_of(pw, pb, c, eps, gamma, beta);
-        const acc_t mult = static_cast<acc_t>(gamma / std::sqrt(static_cast<double>(pv[c]) + eps));
-        const acc_t me = static_cast<acc_t>(pe[c] / count), mey = static_cast<acc_t>(pey[c] / count);
+        const double inv_std = 1.0 / std::sqrt(static_cast<double>(pv[c]) + eps);
+        const acc_t mult = static_cast<acc_t>(gamma * inv_std);
+        const acc_t me = static_cast<acc_t>(pe[c] / count);
+        const acc_t mey = static_cast<acc_t>(pey[c] / count);
         const acc_t inv_gamma = static_cast<acc_t>(1.0 / gamma), b = static_cast<acc_t>(beta);
         for (int64_t n = 0; n < d.n; ++n) {
           const int64_t off = (n * d.c + c) * d.s;
           for (int64_t s = 0; s < d.s; ++s) {
             const acc_t y = (static_cast<acc_t>(pz[off + s]) - b) * inv_gamma;
-            pdx[off + s] = static_cast<scalar_t>((static_cast<acc_t>(pdz[off + s]) - me - y * mey) * mult);
+            const acc_t g = static_cast<acc_t>(pdz[off + s]);
+            pdx[off + s] = static_cast<scalar_t>((g - me - y * mey) * mult);
           }
         }
       }

@@ -27,9 +27,13 @@ iabn::Shape shape_of(const Tensor& x) {
   return {x.size(0), x.size(1), x.numel() / (x.size(0) * x.size(1))};
 }
 
-at::ScalarType acc_of(const Tensor& x) { return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
+at::ScalarType acc_of(const Tensor& x) {
+  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
 
-const void* opt(const Tensor& t, bool affine) { return affine && t.numel() ? t.data_ptr() : nullptr; }
+const void* opt(const Tensor& t, bool affine) {
+  return affine && t.numel() ? t.data_ptr() : nullptr;
+}
 
 void* stream_of() { return static_cast<void*>(c10::cuda::getCurrentCUDAStream().stream()); }
 

@@ -23,7 +23,9 @@ __device__ __forceinline__ T from_acc(float v);
 template <>
 __device__ __forceinline__ __half from_acc<__half>(float v) { return __float2half(v); }
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
+__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) {
+  return __float2bfloat16(v);
+}
 template <>
 __device__ __forceinline__ float from_acc<float>(float v) { return v; }
 
@@ -72,7 +74,8 @@ __global__ void mean_var_kernel(const T* x, A* mean, A* var, iabn::Shape d) {
   const int64_t c = blockIdx.x;
   A sum = 0;
   for (int64_t n = 0; n < d.n; ++n)
-    for (int64_t s = threadIdx.x; s < d.s; s += blockDim.x) sum += to_acc(x[(n * d.c + c) * d.s + s]);
+    for (int64_t s = threadIdx.x; s < d.s; s += blockDim.x)
+      sum += to_acc(x[(n * d.c + c) * d.s + s]);
   const A m = block_sum(sum) / A(d.n * d.s);
   A sq = 0;
   for (int64_t n = 0; n < d.n; ++n)
@@ -139,9 +142,14 @@ __global__ void backward_kernel(const T* z, const T* dz, const A* var, const A* 
     }
 }
 
+__device__ __forceinline__ int64_t first_index() {
+  return blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+}
+__device__ __forceinline__ int64_t stride() { return int64_t(gridDim.x) * blockDim.x; }
+
 template <typename T, typename A>
 __global__ void leaky_relu_forward_kernel(T* x, A slope, int64_t numel) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = first_index(); i < numel; i += stride()) {
     const A v = to_acc(x[i]);
     if (v < 0) x[i] = store<T, A>(v * slope);
   }
@@ -149,7 +157,7 @@ __global__ void leaky_relu_forward_kernel(T* x, A slope, int64_t numel) {
 
 template <typename T, typename A>
 __global__ void leaky_relu_backward_kernel(T* z, T* dz, A slope, int64_t numel) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = first_index(); i < numel; i += stride()) {
     const A v = to_acc(z[i]);
     if (v < 0) {
       z[i] = store<T, A>(v / slope);
@@ -160,7 +168,7 @@ __global__ void leaky_relu_backward_kernel(T* z, T* dz, A slope, int64_t numel) 
 
 template <typename T, typename A>
 __global__ void elu_forward_kernel(T* x, int64_t numel) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = first_index(); i < numel; i += stride()) {
     const A v = to_acc(x[i]);
     if (v < 0) x[i] = store<T, A>(expm1(v));
   }
@@ -168,7 +176,7 @@ __global__ void elu_forward_kernel(T* x, int64_t numel) {
 
 template <typename T, typename A>
 __global__ void elu_backward_kernel(T* z, T* dz, int64_t numel) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < numel; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = first_index(); i < numel; i += stride()) {
     const A v = to_acc(z[i]);
     if (v < 0) {
       dz[i] = store<T, A>(to_acc(dz[i]) * (v + A(1)));
