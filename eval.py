@@ -54,7 +54,7 @@ def format_table(result):
 
 def main(argv=None):
     args = parse_args("eval", argv)
-    runtime = distributed.setup(args)
+    runtime = distributed.setup(args, strict_batch=False)
     log = setup_logging(args.log_file, runtime.rank)
     try:
         return _evaluate(args, runtime, log)

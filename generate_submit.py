@@ -73,7 +73,7 @@ def pack_zip(folder, names, zip_path):
 
 def main(argv=None):
     args = parse_args("submit", argv)
-    runtime = distributed.setup(args)
+    runtime = distributed.setup(args, strict_batch=False)
     log = setup_logging(args.log_file, runtime.rank)
     try:
         return _submit(args, runtime, log)

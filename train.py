@@ -167,8 +167,9 @@ def _train(args, runtime, log):
         start = restore_resume(resume_state, model, optimizer, scaler, runtime.rank)
         log.info(f"resumed from {args.resume} at iteration {start}")
     model, criterion = wrap_parallel(model, criterion, runtime)
-    log.info(f"model {model_name(args)} on {runtime.device} (world size {runtime.world_size}, "
-             f"DataParallel over {len(runtime.dp_devices) or 1} device(s)); "
+    mode = (f"DDP, {runtime.world_size} processes" if runtime.distributed else
+            f"DataParallel over GPUs {list(runtime.dp_devices)}" if runtime.dp_devices else "1 process")
+    log.info(f"model {model_name(args)} on {runtime.device} ({mode}, global batch {args.batch_size}); "
              f"InPlace-ABN backend: {inplace_abn.backend_name()}")
     if start >= args.num_steps:
         log.info(f"nothing to do: iteration {start} >= --num-steps {args.num_steps}")

@@ -30,6 +30,9 @@ ROAD, SIDEWALK, BUILDING, POLE, LIGHT, SIGN, VEG, TERRAIN, SKY, PERSON, CAR, EGO
 DEFAULT_CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", "lindau", "munster"),
                   "test": ("berlin", "bielefeld", "bonn")}
 _SPLIT_INDEX = {"train": 0, "val": 1, "test": 2}
+# Optional scene elements (labelIds): tree 21, pole 17 (+ sign 20 / light 19), car 26, person 24,
+# terrain 22, ego 1 (the ignored hood). Road, sidewalk, building and sky are always drawn.
+OBJECTS = ("tree", "pole", "car", "person", "terrain", "ego")
 # Base RGB colours of the rendered classes; objects pick one entry per instance.
 _FACADES = ((196, 172, 138), (158, 86, 62), (205, 150, 95), (176, 128, 100), (214, 196, 160))
 _CARS = ((34, 56, 150), (222, 222, 228), (24, 30, 78), (20, 110, 120), (70, 95, 175))
@@ -85,7 +88,7 @@ class _Canvas:
         self.paint(m, colour, label, amp, (cy - ry - 1, cy + ry + 2, cx - rx - 1, cx + rx + 2))
 
 
-def _scene(rng, h, w):
+def _scene(rng, h, w, objects=OBJECTS):
     cv = _Canvas(h, w)
     yy, xx = cv.yy, cv.xx
     yh = h * rng.uniform(0.34, 0.46)                       # horizon row
@@ -93,6 +96,7 @@ def _scene(rng, h, w):
     kr = rng.uniform(1.2, 1.9)                            # road half-width / depth
     ks = kr * rng.uniform(1.35, 1.7)                      # sidewalk outer edge
     kt = ks * rng.uniform(1.25, 1.5) if rng.random() < 0.5 else ks  # optional grass strip
+    kt = kt if "terrain" in objects else ks
     u, d = xx - vx, yy - yh
     # Sky: vertical gradient, lighter at the horizon.
     t = np.clip(yy / max(yh, 1.0), 0, 1)[..., None]
@@ -136,6 +140,8 @@ def _scene(rng, h, w):
     objs += [(rng.uniform(0.45, 1.0) * depth, "person") for _ in range(rng.integers(0, 4))]
     for dd, kind in sorted(objs, key=lambda o: o[0]):
         side, yb = rng.choice((-1, 1)), yh + dd
+        if kind not in objects:                           # still drawn from the RNG above
+            continue
         if kind == "tree":
             x = vx + side * kt * dd * rng.uniform(1.0, 1.15)
             rx, ry = dd * rng.uniform(0.35, 0.6), dd * rng.uniform(0.45, 0.75)
@@ -176,7 +182,7 @@ def _scene(rng, h, w):
             cv.box(yb - ph * 0.6, x, ph * 0.2, pw, shirt, PERSON, (0.0, 0.0, 4.0), ellipse=True)
             cv.box(yb - ph * 0.88, x, ph * 0.09, ph * 0.07, (222, 178, 145), PERSON, (0.0, 0.0, 3.0),
                    ellipse=True)
-    if rng.random() < 0.5:                                # ego-vehicle hood (labelId 1, ignored)
+    if rng.random() < 0.5 and "ego" in objects:          # ego-vehicle hood (labelId 1, ignored)
         he = h * rng.uniform(0.06, 0.1)
         hood = yy > h - he * (1 - 0.6 * ((xx - w / 2) / (w / 2)) ** 2)
         cv.paint(hood, (28, 30, 36), EGO, (0.03, 0.0, 2.0))
@@ -191,7 +197,7 @@ def _scene(rng, h, w):
 
 
 def make_synthetic_cityscapes(root, n_train=8, n_val=4, n_test=2, size=(256, 512), seed=0,
-                              cities=None):
+                              cities=None, objects=OBJECTS):
     """Write a synthetic Cityscapes dataset under `root` (see module docstring); returns root.
 
     Args:
@@ -200,10 +206,15 @@ def make_synthetic_cityscapes(root, n_train=8, n_val=4, n_test=2, size=(256, 512
         size: (H, W) of every image.
         seed: base seed; image i of split s uses ``np.random.default_rng([seed, s, i])``.
         cities: optional {split: sequence of city names}; images cycle over the cities.
+        objects: which optional elements of ``OBJECTS`` to draw (all by default); fewer, larger
+            classes make a short CPU demo easier to learn.
     """
     h, w = (int(v) for v in size)
     if h < 16 or w < 16:
         raise ValueError(f"size={size}: synthetic images need at least 16x16 pixels")
+    unknown = set(objects) - set(OBJECTS)
+    if unknown:
+        raise ValueError(f"objects={sorted(unknown)} unknown; choose from {OBJECTS}")
     cities = {**DEFAULT_CITIES, **(cities or {})}
     root = os.fspath(root)
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
@@ -213,7 +224,7 @@ def make_synthetic_cityscapes(root, n_train=8, n_val=4, n_test=2, size=(256, 512
             stem = f"{city}_{i:06d}_000019"
             img_rel = f"leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png"
             lab_rel = f"gtFine/{split}/{city}/{stem}_gtFine_labelIds.png"
-            img, lab = _scene(np.random.default_rng([seed, _SPLIT_INDEX[split], i]), h, w)
+            img, lab = _scene(np.random.default_rng([seed, _SPLIT_INDEX[split], i]), h, w, objects)
             os.makedirs(os.path.dirname(os.path.join(root, img_rel)), exist_ok=True)
             Image.fromarray(img, "RGB").save(os.path.join(root, img_rel), compress_level=1)
             if split == "test":

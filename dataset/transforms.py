@@ -10,15 +10,18 @@ the mirror). A DataLoader worker is therefore reproducible when its ``worker_ini
 
 Resizing reproduces OpenCV's ``cv2.resize`` without depending on it:
 
-* ``INTER_LINEAR``: source coordinate ``f = (d + 0.5) * scale - 0.5`` (half-pixel centres) computed in
-  float32, ``s = floor(f)``, weights ``(1 - (f - s), f - s)``; ``s < 0`` gives weight 1 on pixel 0 and
-  ``s >= n - 1`` weight 1 on pixel n - 1 (edge clamp); no antialiasing. Horizontal pass first. For
-  uint8, OpenCV's fixed point: weights ``rint(w * 2048)`` (int16, rounded independently), horizontal
-  sums ``v = a0 * S[s0] + a1 * S[s1]`` in int32 (exact); the vertical pass is OpenCV's SIMD formula
-  ``(((v0 >> 4) * b0 >> 16) + ((v1 >> 4) * b1 >> 16) + 2) >> 2`` for the first values of each output
-  row (all but a tail of at most 8, see ``_simd_end``) and its scalar formula ``(v0 * b0 + v1 * b1 + 2**21)
-  >> 22`` for the tail; the two differ by one grey level now and then. (OpenCV switches exact 2x
-  downscales to INTER_AREA; for uint8 that gives the same ``(a + b + c + d + 2) >> 2``.)
+* ``INTER_LINEAR``: source coordinate ``f = (d + 0.5) * scale - 0.5`` (half-pixel centres),
+  ``s = floor(f)``, weights ``(1 - (f - s), f - s)``, no antialiasing, horizontal pass first.
+  Columns: ``s < 0`` gives weight 1 on pixel 0 and ``s >= n - 1`` weight 1 on pixel n - 1. Rows keep
+  their fractional weights and only the row indices are clipped to [0, n - 1] (same value in exact
+  arithmetic, different rounding; this is what OpenCV does).
+  uint8 (OpenCV's fixed point): ``f`` in float32, weights ``rint(w * 2048)`` (int16, rounded
+  independently), horizontal sums ``v = a0 * S[s0] + a1 * S[s1]`` in int32 (exact), vertical pass
+  ``(((v0 >> 4) * b0 >> 16) + ((v1 >> 4) * b1 >> 16) + 2) >> 2`` (OpenCV's SIMD formula, which it
+  applies to whole rows). float: ``f`` in float64, float weights.
+  Checked against opencv-python 5.0.0 (x86-64) over 21M uint8 values of random images at all 17
+  training scales: 102 differ by 1, from exact 2x downscales of odd sizes (OpenCV switches those to
+  INTER_AREA) and images of 2x3 pixels; float results agree to a few ulp.
 * ``INTER_NEAREST``: ``s = min(floor(d * scale), n - 1)`` (no half-pixel shift).
 * With a scale factor ``fx`` (the original's ``cv2.resize(img, None, fx=f, fy=f)``) the output size is
   ``round(n * fx)`` (half to even) and the mapping uses ``scale = 1 / fx``, not ``n / round(n * fx)``.
@@ -86,29 +89,16 @@ def _sizes(shape, size, scale):
     return oh, ow, 1.0 / iy, 1.0 / ix
 
 
-# Vector width (uint8 lanes) of OpenCV's vertical pass: 16 on x86-64 builds (SSE baseline).
-_CV_SIMD_LANES = 16
-
-
-def _simd_end(row_len: int) -> int:
-    """Values [0, end) of a row go through OpenCV's SIMD vertical pass, the tail through scalar code:
-    a loop of _CV_SIMD_LANES values while ``x <= len - lanes``, then half-width steps while
-    ``x < len - lanes / 2`` (VResizeLinearVec_32s8u)."""
-    lanes, half = _CV_SIMD_LANES, _CV_SIMD_LANES // 2
-    x = (row_len // lanes) * lanes
-    while x < row_len - half:
-        x += half
-    return x
-
-
-def _linear_taps(n: int, out: int, scale: float):
-    f = ((np.arange(out, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+def _linear_taps(n: int, out: int, scale: float, clamp_weights: bool, coord_dtype):
+    """(s0, s1, frac) of each output index; see the module doc for the two border rules."""
+    f = ((np.arange(out, dtype=np.float64) + 0.5) * scale - 0.5).astype(coord_dtype)
     s = np.floor(f).astype(np.int64)
-    f = f - s.astype(np.float32)
-    edge = (s < 0) | (s >= n - 1)
-    f[edge] = 0.0
-    s = np.clip(s, 0, n - 1)
-    return s, np.minimum(s + 1, n - 1), f
+    frac = (f - s).astype(np.float32)
+    if clamp_weights:
+        frac[(s < 0) | (s >= n - 1)] = 0.0
+        s = np.clip(s, 0, n - 1)
+        return s, np.minimum(s + 1, n - 1), frac
+    return np.clip(s, 0, n - 1), np.clip(s + 1, 0, n - 1), frac
 
 
 def resize_linear(image: np.ndarray, size=None, scale: float | None = None) -> np.ndarray:
@@ -117,8 +107,9 @@ def resize_linear(image: np.ndarray, size=None, scale: float | None = None) -> n
     uint8 in -> uint8 out (OpenCV fixed point); float in -> same float dtype (float arithmetic).
     """
     oh, ow, sy, sx = _sizes(image.shape, size, scale)
-    ys0, ys1, fy = _linear_taps(image.shape[0], oh, sy)
-    xs0, xs1, fx = _linear_taps(image.shape[1], ow, sx)
+    coord = np.float32 if image.dtype == np.uint8 else np.float64
+    ys0, ys1, fy = _linear_taps(image.shape[0], oh, sy, False, coord)
+    xs0, xs1, fx = _linear_taps(image.shape[1], ow, sx, True, coord)
     extra = (None,) * (image.ndim - 2)
     if image.dtype == np.uint8:
         def coef(w):  # cv2: saturate_cast<short>(w * INTER_RESIZE_COEF_SCALE), round half to even
@@ -127,14 +118,10 @@ def resize_linear(image: np.ndarray, size=None, scale: float | None = None) -> n
         ay0, ay1 = coef(np.float32(1) - fy), coef(fy)
         src = image.astype(np.int32)
         rows = (src[:, xs0] * ax0[(None, slice(None)) + extra]
-                + src[:, xs1] * ax1[(None, slice(None)) + extra])            # (H, W', C) int32
-        r0, r1 = rows[ys0], rows[ys1]                                         # (H', W', C)
+                + src[:, xs1] * ax1[(None, slice(None)) + extra]) >> 4     # (H, W', C) int32
         b0, b1 = ay0[(slice(None), None) + extra], ay1[(slice(None), None) + extra]
-        scalar = (r0 * b0 + r1 * b1 + (1 << 21)) >> 22
-        simd = (((r0 >> 4) * b0 >> 16) + ((r1 >> 4) * b1 >> 16) + 2) >> 2
-        row_len = r0[0].size                                                  # W' * C values
-        vec = (np.arange(row_len) < _simd_end(row_len)).reshape(r0.shape[1:])
-        return np.clip(np.where(vec, simd, scalar), 0, 255).astype(np.uint8)
+        out = ((rows[ys0] * b0 >> 16) + (rows[ys1] * b1 >> 16) + 2) >> 2
+        return np.clip(out, 0, 255).astype(np.uint8)
     if image.dtype.kind != "f":
         raise TypeError(f"resize_linear supports uint8 and float arrays, got {image.dtype}")
     dt = image.dtype

@@ -137,8 +137,10 @@ class InPlaceABNFunction(Function):
         return dx, dweight, dbias, None, None, None, None, None, None, None, None
 
 
-def _check_args(x, weight, bias, running_mean, running_var, activation):
+def _check_args(x, weight, bias, running_mean, running_var, activation, slope):
     check_activation(activation)
+    if activation == "leaky_relu" and not slope > 0:
+        raise ValueError(f"InPlace-ABN: leaky_relu slope must be > 0 to be invertible, got {slope}")
     if (weight is None) != (bias is None):
         raise ValueError("InPlace-ABN: weight and bias must both be given or both be None")
     if x.dim() < 2:
@@ -165,7 +167,7 @@ def inplace_abn(x, weight, bias, running_mean, running_var, training=True, momen
         momentum, eps: as in BatchNorm.
         activation: 'leaky_relu' | 'elu' | 'none'; slope: negative slope of the leaky ReLU.
     """
-    _check_args(x, weight, bias, running_mean, running_var, activation)
+    _check_args(x, weight, bias, running_mean, running_var, activation, slope)
     return InPlaceABNFunction.apply(x, weight, bias, running_mean, running_var, training,
                                     momentum, eps, activation, slope, None)
 
@@ -174,6 +176,6 @@ def inplace_abn_sync(x, weight, bias, running_mean, running_var, training=True, 
                      eps=1e-5, activation="leaky_relu", slope=0.01, reducer=None):
     """InPlace-ABN whose batch statistics (and backward sums) are combined by ``reducer``
     (``sync.DistributedReducer`` or a DataParallel ``sync.ReplicaGroup`` member); None = local."""
-    _check_args(x, weight, bias, running_mean, running_var, activation)
+    _check_args(x, weight, bias, running_mean, running_var, activation, slope)
     return InPlaceABNFunction.apply(x, weight, bias, running_mean, running_var, training,
                                     momentum, eps, activation, slope, reducer)

@@ -50,10 +50,15 @@ ocnet_python() {
 # Number of processes: one per id in GPU_IDS when CUDA sees GPUs, else 1 (CPU).
 ocnet_nproc() {
     ngpu=$("$PYTHON" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
-    if [ "$ngpu" -gt 0 ]; then
-        echo "$GPU_IDS" | awk -F, '{print NF}'
-    else
+    listed=$(echo "$GPU_IDS" | awk -F, '{print NF}')
+    if [ "$ngpu" -le 0 ]; then
         echo 1
+    elif [ "$ngpu" -lt "$listed" ]; then
+        printf '[%s] GPU_IDS=%s lists %s GPUs but CUDA sees %s: starting %s processes\n' \
+            "$(basename "$0")" "$GPU_IDS" "$listed" "$ngpu" "$ngpu" >&2
+        echo "$ngpu"
+    else
+        echo "$listed"
     fi
 }
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
-from inplace_abn import ABN, InPlaceABN, InPlaceABNSync, inplace_abn
+from inplace_abn import ABN, InPlaceABN, InPlaceABNSync, convert_to_abn, inplace_abn
 from inplace_abn import backend as iabn_backend
 
 EPS, MOMENTUM, SLOPE = 1e-5, 0.1, 0.01
@@ -221,3 +222,22 @@ def test_modules_agree_on_cpu(abn_backend, affine):
     for other in results[1:]:
         for a, e in zip(other, results[0]):
             torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-10)
+
+
+def test_non_invertible_slope_raises():
+    x, w, b, rm, rv, _ = make_inputs("cpu")
+    with pytest.raises(ValueError, match="slope must be > 0"):
+        inplace_abn(x, w, b, rm, rv, True, slope=0.0)
+
+
+def test_convert_to_abn_keeps_function_and_state():
+    net = nn.Sequential(nn.Conv2d(3, 6, 3), InPlaceABNSync(6, activation="elu"),
+                        nn.Sequential(nn.Conv2d(6, 6, 1), InPlaceABN(6)))
+    with torch.no_grad():
+        net[1].weight.copy_(torch.linspace(-1, 1, 6))
+    x = torch.randn(2, 3, 7, 7)
+    want, state = net(x).detach(), net.state_dict()
+    convert_to_abn(net)
+    assert type(net[1]) is ABN and type(net[2][1]) is ABN and net[1].activation == "elu"
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    torch.testing.assert_close(net(x), want)

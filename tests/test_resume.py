@@ -112,3 +112,13 @@ def test_rng_state_round_trip():
     a = (random.random(), np.random.rand(), torch.rand(1).item())
     resume_mod.set_rng_state(state)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+
+
+def test_amp_on_cpu_runs_and_resumes(tiny_setup):
+    """--amp on CPU: bfloat16 autocast, no GradScaler state; the loop and resume file still work."""
+    argv, tmp = tiny_setup
+    train.main(argv("amp", "--amp", "--num-steps", "2"))
+    state = load(tmp / "amp" / "resume.pth")
+    assert state["iteration"] == 2 and state["scaler"] is None and state["args"]["amp"] is True
+    weights = load(tmp / "amp" / "CS_scenes_2.pth")
+    assert all(v.dtype == torch.float32 for k, v in weights.items() if v.is_floating_point())

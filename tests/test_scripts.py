@@ -122,3 +122,25 @@ def test_eval_of_another_models_checkpoint_is_one_clear_error(run):
                           "--data-list", os.path.join(run["root"], "val.lst"), "--num-workers", "0",
                           "--restore-from", str(run["snap"] / "CS_scenes_2.pth"),
                           "--output-path", str(run["tmp"] / "x")])
+
+
+def test_torchrun_two_processes_on_cpu(run):
+    """DDP under torchrun (gloo on CPU): the global batch 4 is split 2 + 2; rank 0 alone writes the
+    snapshots; the resume file holds the RNG states of both ranks."""
+    import subprocess
+    import sys
+    snap = run["tmp"] / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+           "train.py", "--data-dir", run["root"], "--data-list", os.path.join(run["root"], "train.lst"),
+           "--input-size", "48,48", "--batch-size", "4", "--num-steps", "2", "--num-workers", "0",
+           "--allow-random-init", "--restore-from", "absent.pth", "--snapshot-dir", str(snap)]
+    res = subprocess.run(cmd, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "DDP, 2 processes, global batch 4" in res.stdout
+    assert sorted(p for p in os.listdir(snap) if p.endswith(".pth")) == ["CS_scenes_0.pth", "CS_scenes_2.pth",
+                                                                      "resume.pth"]
+    assert len(torch.load(snap / "resume.pth", weights_only=True)["rng"]) == 2
+    bad = subprocess.run(cmd[:-2] + ["--batch-size", "3", "--snapshot-dir", str(snap)], capture_output=True,
+                         text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=600)
+    assert bad.returncode != 0 and "--batch-size 3 (the global batch) does not divide over 2" in bad.stderr

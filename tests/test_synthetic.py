@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from dataset.labels import id_to_train_id
@@ -79,3 +80,14 @@ def test_classes_separable_by_local_colour(tmp_path):
     pred = classes[np.argmin(((xv[:, None] - means[None]) ** 2).sum(-1), axis=1)]
     acc = (pred == yv).mean()
     assert 0.6 < acc < 0.995
+
+
+def test_objects_subset(tmp_path):
+    root = make_synthetic_cityscapes(str(tmp_path), n_train=4, n_val=0, n_test=0, size=(64, 128),
+                                     objects=("car",))
+    seen = set()
+    for _, lab_rel in _pairs(root, "train"):
+        seen |= set(np.unique(_load(root, lab_rel)).tolist())
+    assert seen <= {7, 8, 11, 23, 26} and 26 in seen
+    with pytest.raises(ValueError, match="bus"):
+        make_synthetic_cityscapes(str(tmp_path / "x"), 1, 0, 0, objects=("bus",))

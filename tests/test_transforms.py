@@ -30,22 +30,32 @@ def test_resize_linear_upsample_hand_values():
     # d=0: s=-1 < 0 -> pixel 0; d=1: 0.75*a + 0.25*b; d=2: 0.25*a + 0.75*b; d=3: s=1=n-1 -> pixel 1.
     x = np.array([[0.0, 100.0]], np.float32)
     np.testing.assert_allclose(T.resize_linear(x, (1, 4)), [[0, 25, 75, 100]])
-    # uint8 fixed point: weights rint(0.75*2048)=1536, 512; [1, 2]: (1*1536 + 2*512)/2048 = 1.25 -> 1,
-    # (1*512 + 2*1536)/2048 = 1.75 -> 2 after (v*2048 + 2**21) >> 22.
+    # uint8 fixed point: weights rint(0.75*2048)=1536, 512; [1, 2]: v = (2048, 2560, 3584, 4096),
+    # one row (weights 2048, 0): ((v >> 4) * 2048 >> 16) = 4, 5, 7, 8, then (+ 2) >> 2 = 1, 1, 2, 2.
     u = T.resize_linear(np.array([[1, 2]], np.uint8), (1, 4))
     assert u.dtype == np.uint8
     np.testing.assert_array_equal(u, [[1, 1, 2, 2]])
 
 
 def test_resize_linear_uint8_2d_hand_values():
-    # Horizontal rows (x 2048): r0 = [0, 51200, 153600, 204800], r1 = [409600, 332800, 179200, 102400].
-    # Output row 1 (f=0.25, weights 1536/512): col0 (0*1536 + 409600*512 + 2**21) >> 22 = 50 (50.5
-    # floored), col1 (51200*1536 + 332800*512 + 2**21) >> 22 = 59 (59.875 floored), col2 78.625 -> 78,
-    # col3 88.0 -> 88. Row 2 (weights 512/1536): 150.5, 128.625, 84.875, 63.0 -> 150, 128, 84, 63.
-    # Rows 0 and 3 are r0, r1 / 2048 plus 0.5, floored: [0, 25, 75, 100], [200, 163, 88, 50].
+    # [[0, 100], [200, 50]] -> 4x4. Column weights (x 2048) as above; horizontal sums >> 4:
+    #   h0 = [0, 3200, 9600, 12800], h1 = [25600, 20800, 11200, 6400].
+    # Rows: f = -0.25, 0.25, 0.75, 1.25 -> (rows, weights) = (0, 0; 512, 1536), (0, 1; 1536, 512),
+    # (0, 1; 512, 1536), (1, 1; 1536, 512): row weights are not clamped, only the indices.
+    # value = ((ha * wa >> 16) + (hb * wb >> 16) + 2) >> 2, e.g.
+    #   (1, 1): (3200*1536 >> 16) + (20800*512 >> 16) = 75 + 162 = 237 -> 239 >> 2 = 59
+    #   (2, 2): (9600*512 >> 16) + (11200*1536 >> 16) = 75 + 262 = 337 -> 339 >> 2 = 84
+    #   (3, 1): (20800*1536 >> 16) + (20800*512 >> 16) = 487 + 162 = 649 -> 651 >> 2 = 162
+    #   (3, 2): (11200*1536 >> 16) + (11200*512 >> 16) = 262 + 87 = 349 -> 351 >> 2 = 87
+    # (the exact values 162.5 and 87.5 would round up: the truncations are OpenCV's).
     out = T.resize_linear(np.array([[0, 100], [200, 50]], np.uint8), (4, 4))
     np.testing.assert_array_equal(out, [[0, 25, 75, 100], [50, 59, 78, 88],
-                                        [150, 128, 84, 63], [200, 163, 88, 50]])
+                                        [150, 128, 84, 63], [200, 162, 87, 50]])
+    # [[182, 39], [59, 4]], (1, 2): h0 = (182*512 + 39*1536) >> 4 = 9568, h1 = (59*512 + 4*1536) >> 4
+    # = 2272; (9568*1536 >> 16) + (2272*512 >> 16) = 224 + 17 = 241 -> 243 >> 2 = 60 (exact 61.0).
+    a = np.array([[182, 39], [59, 4]], np.uint8)
+    assert T.resize_linear(a, (4, 4))[1, 2] == 60
+    assert (T.resize_linear(np.repeat(a[..., None], 3, axis=2), (4, 4))[1, 2] == 60).all()
 
 
 @pytest.mark.parametrize("size", [(26, 34), (7, 9), (13, 17), (20, 11)])
@@ -150,16 +160,3 @@ def test_read_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="good.png.*single-channel"):
         T.read_label(str(good))
 
-
-def test_resize_linear_uint8_simd_and_scalar_paths():
-    # OpenCV's vertical pass runs SIMD code over the first values of a row (16 at a time, then 8 at
-    # a time while more than 8 remain) and scalar code on the tail.
-    assert [T._simd_end(n) for n in (4, 8, 9, 16, 20, 24, 25, 33)] == [0, 0, 8, 16, 16, 16, 24, 32]
-    # [[182, 39], [59, 4]] -> 4x4, output (1, 2): vertical weights b = (1536, 512), horizontal
-    # (512, 1536): v0 = 182*512 + 39*1536 = 153088, v1 = 59*512 + 4*1536 = 36352.
-    # scalar: (153088*1536 + 36352*512 + 2**21) >> 22 = 255852544 >> 22 = 61.
-    # SIMD:   (9568*1536 >> 16) + (2272*512 >> 16) = 224 + 17 = 241; (241 + 2) >> 2 = 60.
-    a = np.array([[182, 39], [59, 4]], np.uint8)
-    assert T.resize_linear(a, (4, 4))[1, 2] == 61                    # row of 4 values: scalar
-    wide = np.repeat(a[..., None], 4, axis=2)                         # row of 4 x 4 = 16 values: SIMD
-    assert (T.resize_linear(wide, (4, 4))[1, 2] == 60).all()

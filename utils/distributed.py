@@ -44,10 +44,11 @@ def launched_by_torchrun():
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
 
 
-def setup(args):
+def setup(args, strict_batch=True):
     """Pick the device(s), start the process group under torchrun, check the batch split.
 
-    Raises ValueError naming --batch-size / --gpu when the global batch does not divide.
+    Raises ValueError naming --batch-size / --gpu when the global batch does not divide (only with
+    ``strict_batch``: training; inference just splits as evenly as it can).
     """
     ids = gpu_ids(args)
     if ids and "CUDA_VISIBLE_DEVICES" not in os.environ:
@@ -71,7 +72,7 @@ def setup(args):
     else:
         runtime = Runtime(torch.device("cpu"))
     divisor = runtime.local_batch_divisor
-    if args.batch_size % divisor:
+    if strict_batch and args.batch_size % divisor:
         raise ValueError(f"--batch-size {args.batch_size} (the global batch) does not divide over {divisor} "
                          f"{'processes' if runtime.distributed else 'GPUs'} (--gpu {args.gpu}); "
                          f"use a multiple of {divisor}")

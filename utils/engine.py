@@ -36,7 +36,7 @@ def build_loader(dataset, args, runtime):
     """Sequential loader over this process's share (rank r takes items r, r+W, ...)."""
     if runtime.distributed:
         dataset = Subset(dataset, list(range(runtime.rank, len(dataset), runtime.world_size)))
-        batch = max(1, args.batch_size // runtime.world_size)
+        batch = max(1, -(-args.batch_size // runtime.world_size))  # ceil
     else:
         batch = args.batch_size
     return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=args.num_workers,

@@ -4,7 +4,16 @@
 
 #include <ATen/ATen.h>
 
+#include <string>
+
 namespace iabn {
+
+// "[2, 3, 4]": formatted by hand (streaming IntArrayRef into TORCH_CHECK crashed under torch 2.11)
+inline std::string shape_str(const at::Tensor& t) {
+  std::string out = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) out += (d ? ", " : "") + std::to_string(t.size(d));
+  return out + "]";
+}
 
 // Accumulation dtype of an input dtype: double stays double, everything else uses float.
 inline at::ScalarType acc_type(at::ScalarType t) {
@@ -14,7 +23,7 @@ inline at::ScalarType acc_type(at::ScalarType t) {
 inline void check_input(const at::Tensor& x, const char* op, const char* name) {
   TORCH_CHECK(x.defined(), "inplace_abn.", op, ": ", name, " is undefined");
   TORCH_CHECK(x.dim() >= 2, "inplace_abn.", op, ": ", name, " must have shape (N, C, *), got ",
-              x.sizes());
+              shape_str(x));
   TORCH_CHECK(x.is_contiguous(), "inplace_abn.", op, ": ", name, " must be contiguous");
   auto t = x.scalar_type();
   TORCH_CHECK(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16,
@@ -23,8 +32,8 @@ inline void check_input(const at::Tensor& x, const char* op, const char* name) {
 
 inline void check_same(const at::Tensor& x, const at::Tensor& y, const char* op,
                        const char* name) {
-  TORCH_CHECK(y.sizes() == x.sizes(), "inplace_abn.", op, ": ", name, " has shape ", y.sizes(),
-              ", expected ", x.sizes());
+  TORCH_CHECK(y.sizes() == x.sizes(), "inplace_abn.", op, ": ", name, " has shape ", shape_str(y),
+              ", expected ", shape_str(x));
   TORCH_CHECK(y.scalar_type() == x.scalar_type() && y.device() == x.device(), "inplace_abn.", op,
               ": ", name, " must have the dtype and device of z");
   TORCH_CHECK(y.is_contiguous(), "inplace_abn.", op, ": ", name, " must be contiguous");
@@ -34,8 +43,11 @@ inline void check_same(const at::Tensor& x, const at::Tensor& y, const char* op,
 inline void check_vector(const at::Tensor& x, const at::Tensor& v, const char* op,
                          const char* name, bool optional) {
   if (optional && v.numel() == 0) return;
-  TORCH_CHECK(v.dim() == 1 && v.size(0) == x.size(1), "inplace_abn.", op, ": ", name,
-              " must have shape (", x.size(1), ",), got ", v.sizes());
+  if (!(v.dim() == 1 && v.size(0) == x.size(1))) {
+    const std::string msg = std::string("inplace_abn.") + op + ": " + name + " must have shape (" +
+                            std::to_string(x.size(1)) + ",), got " + shape_str(v);
+    TORCH_CHECK(false, msg);
+  }
   TORCH_CHECK(v.scalar_type() == acc_type(x.scalar_type()), "inplace_abn.", op, ": ", name,
               " must be ", acc_type(x.scalar_type()), " for a ", x.scalar_type(), " input, got ",
               v.scalar_type());
