@@ -4,8 +4,10 @@
         --size 192,384
 """
 import argparse
+import hashlib
 import os
 
+from dataset import synthetic
 from dataset.synthetic import make_synthetic_cityscapes
 from utils.options import int_pair
 
@@ -20,7 +22,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     stamp = os.path.join(args.root, ".demo_data")
-    wanted = f"{args.n_train} {args.n_val} {args.n_test} {args.size} {args.seed}\n"
+    with open(synthetic.__file__, "rb") as handle:  # regenerate when the generator changes
+        generator = hashlib.sha256(handle.read()).hexdigest()[:16]
+    wanted = f"{args.n_train} {args.n_val} {args.n_test} {args.size} {args.seed} {generator}\n"
     if os.path.isfile(stamp) and open(stamp).read() == wanted:
         print(f"[demo] synthetic dataset already in {args.root}")
         return args.root
