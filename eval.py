@@ -78,7 +78,9 @@ def _evaluate(args, runtime, log):
     cm = ConfusionMatrix(args.num_classes, args.ignore_label)
     for images, labels, sizes, names in tqdm(loader, desc="eval", disable=not runtime.is_main):
         labels = labels.long()  # (N, H, W)
-        shapes = [(int(s[0]), int(s[1])) for s in sizes]
+        # size is the original (H, W, 3) for Cityscapes; the OCR datasets resize the image for the
+        # network and send (h_in, w_in, H, W): the logits are scored at the label's (H, W).
+        shapes = [(int(s[-2]), int(s[-1])) if len(s) == 4 else (int(s[0]), int(s[1])) for s in sizes]
         preds = predict_labels(model, images, sizes, args, align_corners, label_shapes=shapes)
         for n, pred in enumerate(preds):
             h, w = shapes[n]

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from utils import distributed
 from utils.checkpoint import CSAIL_URL, load_checkpoint, load_pretrained, save_snapshot
 from utils.logger import run_main, setup_logging, summary_writer
-from utils.options import model_name, parse_args, print_args
+from utils.options import model_kwargs, model_name, parse_args, print_args
 from utils.parallel import wrap_parallel
 from utils.resume import load_resume, restore_resume, rng_state, save_resume
 from utils.sampler import IterationSampler, PositionSeeded
@@ -57,8 +57,8 @@ class StopRequest:
 
 def build_model(args, log):
     import network
-    kwargs = {"stem": args.stem} if args.stem else {}
-    model = network.get_segmentation_model(model_name(args), num_classes=args.num_classes, **kwargs)
+    model = network.get_segmentation_model(model_name(args), num_classes=args.num_classes,
+                                           **model_kwargs(args))
     if args.resume:
         return model  # weights come from the resume file
     if args.zero_init_residual:

@@ -233,7 +233,10 @@ def reset() -> None:
 
 
 def backend_for(x: torch.Tensor) -> ModuleType:
-    """The backend for one call: a CUDA tensor on a backend without CUDA kernels goes to torch."""
+    """The backend for one call: a CUDA tensor on a backend without CUDA kernels goes to torch,
+    and so does a meta tensor (shape inference: the compiled kernels need real storage)."""
+    if x.is_meta:
+        return reference
     backend = get_backend()
     if x.is_cuda and not backend.has_cuda():
         with _lock:

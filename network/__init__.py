@@ -49,7 +49,13 @@ def get_segmentation_model(name, num_classes=19, **kwargs):
     if name not in NETWORKS:
         raise KeyError(f"unknown model {name!r}; valid names (<network>_<method>): "
                        f"{', '.join(list_models())}")
-    return NETWORKS[name](num_classes=num_classes, **kwargs)
+    try:
+        return NETWORKS[name](num_classes=num_classes, **kwargs)
+    except TypeError as err:
+        if not kwargs or "unexpected keyword argument" not in str(err):
+            raise
+        raise ValueError(f"model {name!r} does not take the option(s) {sorted(kwargs)} ({err}); "
+                         "e.g. --ocr-preset / --stem-relu apply to the *_ocr models only") from None
 
 
 def main_output(out):

@@ -186,3 +186,25 @@ def test_real_models_csail_and_torchvision_layouts(tmp_path):
     loaded = load_pretrained(standard, str(tmp_path / "tv.pth"))
     assert "fc.weight" not in loaded and not any(k.endswith("num_batches_tracked") for k in loaded)
     assert torch.equal(standard.state_dict()["conv1.weight"], tv["conv1.weight"])
+
+
+def test_hrnet_imagenet_file_drops_classification_neck(tmp_path):
+    # HRNet-Image-Classification files carry incre_modules / downsamp_modules / final_layer /
+    # classifier next to the backbone; only the backbone keys (no `backbone_net.` prefix) load.
+    from network import get_segmentation_model
+    model = get_segmentation_model("hrnetv2_w18s_ocr", num_classes=3)
+    backbone = {k[len("backbone_net."):]: torch.randn_like(v, dtype=torch.float32)
+                if v.is_floating_point() else v
+                for k, v in model.state_dict().items() if k.startswith("backbone_net.")}
+    extra = {"incre_modules.0.0.conv1.weight": torch.zeros(32, 18, 1, 1),
+             "downsamp_modules.0.0.weight": torch.zeros(64, 32, 3, 3),
+             "final_layer.0.weight": torch.zeros(2048, 1024, 1, 1),
+             "classifier.weight": torch.zeros(1000, 2048)}
+    path = tmp_path / "hrnetv2_w18_small.pth"
+    torch.save({**backbone, **extra}, path)
+    loaded = load_pretrained(model, str(path))
+    assert len(loaded) == len([k for k in backbone if not k.endswith("num_batches_tracked")])
+    sd = model.state_dict()
+    for key, value in backbone.items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(sd["backbone_net." + key], value), key

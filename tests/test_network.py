@@ -124,3 +124,8 @@ def test_bad_inputs_raise_value_error():
         model(torch.randn(1, 1, 65, 65))
     with pytest.raises(ValueError, match="too small"):
         model(torch.randn(1, 3, 33, 33))  # stride-8 map 5x5 < the 6x6 pyramid grid
+
+
+def test_option_of_another_family_is_a_clear_error():
+    with pytest.raises(ValueError, match="ocr-preset"):
+        get_segmentation_model("resnet101_base_oc_dsn", preset="mmseg")

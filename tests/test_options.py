@@ -3,7 +3,8 @@ import argparse
 
 import pytest
 
-from utils.options import build_parser, float_list, gpu_ids, int_pair, model_name, parse_args, str2bool
+from utils.options import (build_parser, float_list, gpu_ids, int_pair, model_kwargs, model_name,
+                           parse_args, str2bool)
 
 # The table of OCNET_SPEC §7 (flag -> original default), for the flags every train command line uses.
 ORIGINAL_TRAIN_DEFAULTS = {
@@ -108,3 +109,12 @@ def test_bad_gpu_list_names_the_flag():
 def test_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         build_parser("predict")
+
+
+def test_model_kwargs_only_passes_what_was_set():
+    args = parse_args("eval", [])
+    assert model_kwargs(args) == {}
+    args = parse_args("eval", ["--network", "hrnetv2_w18s", "--method", "ocr", "--ocr-preset",
+                               "mmseg", "--stem-relu", "False", "--stem", "v1c"])
+    assert model_kwargs(args) == {"preset": "mmseg", "stem_relu": False, "stem": "v1c"}
+    assert model_name(args) == "hrnetv2_w18s_ocr"

@@ -39,3 +39,9 @@ def test_start_iters_loads_a_full_model(tmp_path):
     model = train.build_model(args, LOG)
     for key, value in donor.state_dict().items():
         assert torch.equal(model.state_dict()[key], value)
+
+
+def test_unknown_method_lists_the_valid_names(tmp_path):
+    args = parse_args("train", ["--method", "base", "--allow-random-init"])  # OCNet issue #13
+    with pytest.raises(KeyError, match="resnet101_asp_oc_dsn"):
+        train.build_model(args, LOG)

@@ -14,7 +14,10 @@ CSAIL_URL = "http://sceneparsing.csail.mit.edu/model/pretrained_resnet/resnet101
 TORCHVISION_HINT = ("torchvision ResNet-101: https://download.pytorch.org/models/resnet101-63fe2227.pth, "
                     "ResNet-50: https://download.pytorch.org/models/resnet50-0676ba61.pth")
 # faithful: the original skipped exactly these first key components when loading ImageNet weights.
-CLASSIFIER_PREFIXES = ("fc", "last_linear", "classifier")
+# The original skips fc / last_linear / classifier; HRNet ImageNet files (HRNet-Image-Classification,
+# open-mmlab copies) also carry their classification neck: incre_modules, downsamp_modules, final_layer.
+CLASSIFIER_PREFIXES = ("fc", "last_linear", "classifier", "incre_modules", "downsamp_modules",
+                       "final_layer")
 
 
 class CheckpointMismatchError(ValueError):

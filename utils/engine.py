@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from utils.checkpoint import load_checkpoint
-from utils.options import model_name
+from utils.options import model_kwargs, model_name
 from utils.parallel import wrap_inference
 
 
@@ -22,8 +22,8 @@ def build_inference_model(args, runtime, log):
     if not args.restore_from or not os.path.isfile(args.restore_from):
         raise FileNotFoundError(f"--restore-from {args.restore_from!r}: checkpoint not found "
                                 "(pass a CS_scenes_<iter>.pth written by train.py)")
-    kwargs = {"stem": args.stem} if args.stem else {}
-    model = network.get_segmentation_model(model_name(args), num_classes=args.num_classes, **kwargs)
+    model = network.get_segmentation_model(model_name(args), num_classes=args.num_classes,
+                                           **model_kwargs(args))
     load_checkpoint(model, args.restore_from, trust=args.trust_checkpoint)
     log.info(f"loaded {args.restore_from} into {model_name(args)}; "
              f"InPlace-ABN backend: {inplace_abn.backend_name()}")

@@ -88,6 +88,11 @@ def _model_group(parser):
                    help="head part; the model is '<network>_<method>' in network.NETWORKS")
     g.add_argument("--stem", default=None, choices=("deep", "v1c", "standard"),
                    help="backbone stem; 'standard' (7x7) loads torchvision ImageNet weights")
+    g.add_argument("--ocr-preset", default=None, choices=("ssseg", "mmseg", "openseg"),
+                   help="OCRNet head shape (default ssseg, the seed table); mmseg for converted "
+                        "mmsegmentation weights")
+    g.add_argument("--stem-relu", type=str2bool, default=None, metavar="BOOL",
+                   help="HRNet stem ReLU (default from --ocr-preset: off for ssseg seed weights)")
     g.add_argument("--restore-from", default="./pretrained_model/resnet101-imagenet.pth",
                    help="train: ImageNet backbone (start-iters 0) or full model; eval/submit: checkpoint")
     _bool(g, "--trust-checkpoint", False,
@@ -208,6 +213,12 @@ def parse_args(mode, argv=None):
 def model_name(args):
     """The registry name, built exactly as the original: '<network>_<method>'."""
     return "_".join([args.network, args.method])
+
+
+def model_kwargs(args):
+    """Builder options given on the command line (only those set, so each builder keeps its defaults)."""
+    options = {"stem": args.stem, "preset": args.ocr_preset, "stem_relu": args.stem_relu}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def print_args(args, log):
