@@ -1,4 +1,6 @@
 """network/resnet.py: the one configurable dilated ResNet, checked against independent layouts."""
+import os
+
 import pytest
 import torch
 import torchvision
@@ -6,7 +8,7 @@ from torch import nn
 
 from network.resnet import ResNet, count_parameters, stride8_size
 
-SSSEG_KEYS = "/work/shared/design/ssseg_ocrnet_keys/{}.txt"
+SSSEG_KEYS = os.path.join(os.path.dirname(__file__), "data", "ssseg_ocrnet_keys", "{}.txt")
 
 
 def _shapes(sd, drop_nbt=True):
