@@ -11,6 +11,7 @@ ground truth (``mIoU_present``).
 """
 import json
 import os
+import sys
 
 from tqdm import tqdm
 
@@ -115,4 +116,4 @@ def results_paths(args):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    sys.exit(run_main(main))

@@ -9,6 +9,7 @@ Files: ``<output-path>/<city>_<seq>_<frame>_leftImg8bit.png`` (flat folder, valu
 size = the input image), then ``<output-path>.zip`` (or --zip) with those files at its top level.
 """
 import os
+import sys
 import zipfile
 
 import numpy as np
@@ -116,4 +117,4 @@ def _submit(args, runtime, log):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    sys.exit(run_main(main))

@@ -9,6 +9,7 @@
 import os
 import random
 import signal
+import sys
 import time
 
 import numpy as np
@@ -222,4 +223,4 @@ def _train(args, runtime, log):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    sys.exit(run_main(main))

@@ -47,9 +47,10 @@ USER_ERRORS = (FileNotFoundError, KeyError, ValueError, OSError)
 
 
 def run_main(main):
-    """Script entry point: run ``main()``; a bad-input error (missing file, unknown name, bad value,
-    mismatching checkpoint) prints one ``ERROR:`` line instead of a traceback and exits with status 2.
-    Set OCNET_DEBUG=1 to see the traceback."""
+    """Script entry point: run ``main()`` and return the process exit status (0). A bad-input error
+    (missing file, unknown name, bad value, mismatching checkpoint) prints one ``ERROR:`` line instead
+    of a traceback and returns 2; the script passes the status to ``sys.exit``. Set OCNET_DEBUG=1 to
+    see the traceback."""
     try:
         main()
     except USER_ERRORS as err:
@@ -57,4 +58,5 @@ def run_main(main):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"ERROR: {message}\n(set OCNET_DEBUG=1 for the traceback)", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    return 0
