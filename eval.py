@@ -19,7 +19,7 @@ from utils import distributed
 from utils.engine import build_inference_model, build_loader, predict_labels
 from utils.logger import run_main, setup_logging
 from utils.metric import ConfusionMatrix
-from utils.options import model_name, parse_args, print_args
+from utils.options import model_kwargs, model_name, parse_args, predict_options, print_args
 from utils.visualize import save_palette_png
 
 
@@ -67,13 +67,15 @@ def _evaluate(args, runtime, log):
     from dataset import get_segmentation_dataset
     log.info("eval.py arguments:")
     print_args(args, log.info)
-    model, align_corners = build_inference_model(args, runtime, log)
+    model, align_corners = build_inference_model(
+        model_name(args), args.restore_from, runtime, log, num_classes=args.num_classes,
+        trust=args.trust_checkpoint, options=model_kwargs(args))
     # faithful: eval reads the labelled list through the training dataset class, no scale/mirror,
     # on a --input-size canvas (1024x2048 by default).
     dataset = get_segmentation_dataset(args.dataset, root=args.data_dir, list_path=args.data_list,
                                        crop_size=args.input_size, scale=False, mirror=False,
                                        ignore_label=args.ignore_label)
-    loader = build_loader(dataset, args, runtime)
+    loader = build_loader(dataset, args.batch_size, args.num_workers, runtime)
     if args.store_output and runtime.is_main:
         os.makedirs(args.output_path, exist_ok=True)
     cm = ConfusionMatrix(args.num_classes, args.ignore_label)
@@ -82,7 +84,8 @@ def _evaluate(args, runtime, log):
         # size is the original (H, W, 3) for Cityscapes; the OCR datasets resize the image for the
         # network and send (h_in, w_in, H, W): the logits are scored at the label's (H, W).
         shapes = [(int(s[-2]), int(s[-1])) if len(s) == 4 else (int(s[0]), int(s[1])) for s in sizes]
-        preds = predict_labels(model, images, sizes, args, align_corners, label_shapes=shapes)
+        preds = predict_labels(model, images, sizes, align_corners, **predict_options(args),
+                               label_shapes=shapes)
         for n, pred in enumerate(preds):
             h, w = shapes[n]
             gt = labels[n, :h, :w]  # faithful: crop the GT to the original size (ignore pixels dropped)

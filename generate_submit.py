@@ -19,7 +19,7 @@ from tqdm import tqdm
 from utils import distributed
 from utils.engine import build_inference_model, build_loader, predict_labels
 from utils.logger import run_main, setup_logging
-from utils.options import parse_args, print_args
+from utils.options import model_kwargs, model_name, parse_args, predict_options, print_args
 
 
 def write_label_png(train_ids, path):
@@ -89,14 +89,16 @@ def _submit(args, runtime, log):
     if not args.store_output:
         # faithful: the original wrote files only with --store-output True (the scripts pass True).
         log.warning("--store-output False: nothing will be written")
-    model, align_corners = build_inference_model(args, runtime, log)
+    model, align_corners = build_inference_model(
+        model_name(args), args.restore_from, runtime, log, num_classes=args.num_classes,
+        trust=args.trust_checkpoint, options=model_kwargs(args))
     dataset = get_segmentation_dataset(args.dataset, root=args.data_dir, list_path=args.data_list,
                                        crop_size=args.input_size)
-    loader = build_loader(dataset, args, runtime)
+    loader = build_loader(dataset, args.batch_size, args.num_workers, runtime)
     os.makedirs(args.output_path, exist_ok=True)
     expected = {}
     for images, sizes, names in tqdm(loader, desc="submit", disable=not runtime.is_main):
-        preds = predict_labels(model, images, sizes, args, align_corners)
+        preds = predict_labels(model, images, sizes, align_corners, **predict_options(args))
         for pred, name in zip(preds, names):
             file_name = f"{os.path.basename(name)}.png"
             expected[file_name] = tuple(pred.shape)

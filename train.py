@@ -157,7 +157,10 @@ def _train(args, runtime, log):
     model = build_model(args, log)
     resume_state = load_resume(args.resume, args, args.trust_checkpoint) if args.resume else None
     model.to(runtime.device)
-    criterion = build_criterion(args, model).to(runtime.device)
+    criterion = build_criterion(
+        model, ohem=args.ohem, ohem_single=args.ohem_single, ohem_thres=args.ohem_thres,
+        ohem_keep=args.ohem_keep, dsn_weight=args.dsn_weight, use_weight=args.use_weight,
+        ignore_label=args.ignore_label).to(runtime.device)
     # faithful: ONE param group (backbone and heads share lr; weight decay on BN and biases too).
     optimizer = torch.optim.SGD([{"params": [p for p in model.parameters() if p.requires_grad],
                                   "lr": args.learning_rate}], lr=args.learning_rate,
@@ -187,7 +190,8 @@ def _train(args, runtime, log):
                 save_all(args, runtime, model, optimizer, scaler, it, it, snapshot=False)
                 log.warning(f"stopped at iteration {it}; continue with --resume auto")
                 break
-            lr = adjust_learning_rate(optimizer, it, args)
+            lr = adjust_learning_rate(optimizer, it, args.learning_rate, args.num_steps, args.power,
+                                      args.min_lr, args.fix_lr)
             images = images.to(runtime.device, non_blocking=True)      # (N, 3, H, W)
             labels = labels.long().to(runtime.device, non_blocking=True)  # (N, H, W)
             with autocast():

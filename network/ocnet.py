@@ -13,6 +13,8 @@ from torch import nn
 
 from oc_module import ASP_OC_Module, BaseOC_Module, Pyramid_OC_Module
 
+from .outputs import SegOutput
+from .registry import register
 from .resnet import ResNet
 
 __all__ = ["OCNet", "DSNHead", "resnet101_baseline", "resnet101_base_oc_dsn",
@@ -41,7 +43,8 @@ class OCNet(ResNet):
         min_feature (int): smallest stride-8 map the heads accept (checked before the forward).
         **backbone: passed to :class:`ResNet` (``depth``, ``stem``, ...).
 
-    Returns ``[dsn, main]`` (both at 1/8 resolution) with a DSN head, otherwise the main logits.
+    Returns ``SegOutput(aux=dsn, main)`` (both at 1/8 resolution; the original's ``[dsn, main]``
+    order) with a DSN head, otherwise the main logits tensor.
     """
 
     align_corners = True  # faithful: OCNet upsamples every logit map with align_corners=True
@@ -64,34 +67,38 @@ class OCNet(ResNet):
         x = self.layer4(x)                                  # (N, 2048, H/8, W/8)
         for name in self.head_names:
             x = getattr(self, name)(x)                      # ... -> (N, K, H/8, W/8)
-        return [x_dsn, x] if self.has_aux else x
+        return SegOutput(x_dsn, x) if self.has_aux else x
 
 
 def _cls(num_classes, channels=512):
     return nn.Conv2d(channels, num_classes, kernel_size=1)
 
 
-def resnet101_baseline(num_classes=21, **kw):
-    """Dilated ResNet-101 + conv3x3(2048->512, bias) + ABN + Dropout2d(0.05) + conv1x1 (no DSN)."""
-    kw.pop("attention", None)
+@register
+def resnet101_baseline(num_classes=21, *, stem="deep"):
+    """Dilated ResNet-101 + conv3x3(2048->512, bias) + ABN + Dropout2d(0.05) + conv1x1 (no DSN).
+
+    It has no attention, so it takes no ``attention`` option (the registry rejects one)."""
     heads = OrderedDict(
         layer5=nn.Sequential(nn.Conv2d(2048, 512, kernel_size=3, padding=1), _abn(512),
                              nn.Dropout2d(0.05)),
         layer6=_cls(num_classes))
-    return OCNet(heads, **kw)
+    return OCNet(heads, stem=stem)
 
 
-def resnet101_base_oc_dsn(num_classes=21, attention="sdpa", **kw):
+@register
+def resnet101_base_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep"):
     """Base-OC: conv3x3 + ABN + BaseOC_Module(512, 512, key 256, value 256, sizes [1])."""
     heads = OrderedDict(
         context=nn.Sequential(
             nn.Conv2d(2048, 512, kernel_size=3, padding=1), _abn(512),
             BaseOC_Module(512, 512, 256, 256, dropout=0.05, sizes=(1,), impl=attention)),
         cls=_cls(num_classes))
-    return OCNet(heads, dsn=DSNHead(num_classes, 0.05), **kw)
+    return OCNet(heads, dsn=DSNHead(num_classes, 0.05), stem=stem)
 
 
-def resnet101_pyramid_oc_dsn(num_classes=21, attention="sdpa", **kw):
+@register
+def resnet101_pyramid_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep"):
     """Pyramid-OC: conv3x3 + BN-noact, Pyramid_OC_Module(sizes [1, 2, 3, 6])."""
     heads = OrderedDict(
         # faithful: layer5 has a BN without activation and no dropout in the original.
@@ -100,22 +107,24 @@ def resnet101_pyramid_oc_dsn(num_classes=21, attention="sdpa", **kw):
         context=Pyramid_OC_Module(512, 512, dropout=0.05, sizes=(1, 2, 3, 6), impl=attention),
         cls=_cls(num_classes))
     # faithful: the Pyramid-OC DSN head's BN has no activation either.
-    return OCNet(heads, dsn=DSNHead(num_classes, 0.05, activation="none"), min_feature=6, **kw)
+    return OCNet(heads, dsn=DSNHead(num_classes, 0.05, activation="none"), min_feature=6, stem=stem)
 
 
-def resnet101_asp_oc_dsn(num_classes=21, attention="sdpa", **kw):
+@register
+def resnet101_asp_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep"):
     """ASP-OC as at HEAD (2019): conv3x3 2048->512 + ABN, then ASP_OC_Module(512, 256)."""
     heads = OrderedDict(
         context=nn.Sequential(
             nn.Conv2d(2048, 512, kernel_size=3, padding=1), _abn(512),
             ASP_OC_Module(512, 256, impl=attention)),
         cls=_cls(num_classes))
-    return OCNet(heads, dsn=DSNHead(num_classes, 0.10), min_feature=2, **kw)
+    return OCNet(heads, dsn=DSNHead(num_classes, 0.10), min_feature=2, stem=stem)
 
 
-def resnet101_asp_oc_v1_dsn(num_classes=21, attention="sdpa", **kw):
+@register
+def resnet101_asp_oc_v1_dsn(num_classes=21, *, attention="sdpa", stem="deep"):
     """ASP-OC of the 2018 paper code (a8e038d): ASP_OC_Module(2048, 512) directly on layer4."""
     heads = OrderedDict(
         context=ASP_OC_Module(2048, 512, fuse_features=512, impl=attention),
         cls=_cls(num_classes))
-    return OCNet(heads, dsn=DSNHead(num_classes, 0.10), min_feature=2, **kw)
+    return OCNet(heads, dsn=DSNHead(num_classes, 0.10), min_feature=2, stem=stem)

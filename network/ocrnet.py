@@ -3,7 +3,7 @@
 # HRNet_W48_OCR) as presets. MIT License; OCR (c) Yuhui Yuan et al. / openseg-group.
 """OCRNet = backbone + soft-object-region (aux) head + pixel pre-conv + OCR block + classifier.
 
-Forward (spec OCRNET_SPEC §1.1)::
+Forward (docs/architecture.md, "OCRNet")::
 
     c3, c4 = ResNet-D8 layer3, layer4   |  c3 = c4 = HRNetV2 concat (270 / 720 ch, 1/4)
     aux    = auxiliary_decoder(c3)      # (N, K, h, w) soft object regions = aux logits
@@ -11,7 +11,7 @@ Forward (spec OCRNET_SPEC §1.1)::
     f      = spatial_gather(pix, aux)   # (N, 512, K, 1)
     pix    = object_context_block(pix, f)
     main   = decoder(pix)               # (N, K, h, w)
-    return [aux, main]                  # at feature resolution (1/8 ResNet, 1/4 HRNet)
+    return SegOutput(aux, main)         # at feature resolution (1/8 ResNet, 1/4 HRNet)
 
 The aux logits are not detached: the main loss back-propagates through them, as in every reference.
 
@@ -35,8 +35,11 @@ optimizer; see :mod:`utils.convert` for mmseg.
 from torch import nn
 
 from oc_module.ocr_block import SpatialGather_Module, SpatialOCR_Module, conv_bn_relu
+from utils.errors import ConfigError, UnknownNameError
 
 from .hrnet import HRNet
+from .outputs import SegOutput
+from .registry import register
 from .resnet import ResNet
 
 __all__ = ["OCRNet", "OCR_PRESETS", "build_ocrnet", "resnet50_ocr", "resnet101_ocr",
@@ -111,7 +114,7 @@ class OCRNet(nn.Module):
         pix = self.bottleneck(main_in)             # (N, 512, h, w)
         regions = self.spatial_gather_module(pix, aux)        # (N, 512, K, 1)
         pix = self.object_context_block(pix, regions)         # (N, 512, h, w)
-        return [aux, self.decoder(pix)]
+        return SegOutput(aux, self.decoder(pix))  # (N, K, h, w) each
 
 
 def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
@@ -127,14 +130,14 @@ def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
         **overrides: any :class:`OCRNet` head option (``fusion_kernel``, ``aux``...).
     """
     if stem is not None and (stem != "v1c" or backbone.startswith("hrnet")):
-        raise ValueError(f"--stem {stem}: OCRNet ResNets use the v1c stem (sssegmentation/mmseg "
+        raise ConfigError(f"--stem {stem}: OCRNet ResNets use the v1c stem (sssegmentation/mmseg "
                          "ImageNet weights) and HRNet has its own stem; drop --stem")
     if stem_relu is not None and not backbone.startswith("hrnet"):
-        raise ValueError("stem_relu applies to HRNet backbones only")
+        raise ConfigError("stem_relu applies to HRNet backbones only")
     if preset not in OCR_PRESETS:
-        raise ValueError(f"OCR preset must be one of {sorted(OCR_PRESETS)}, got {preset!r}")
+        raise ConfigError(f"OCR preset must be one of {sorted(OCR_PRESETS)}, got {preset!r}")
     if backbone not in OCR_BACKBONES:
-        raise KeyError(f"OCR backbone must be one of {sorted(OCR_BACKBONES)}, got {backbone!r}")
+        raise UnknownNameError(f"OCR backbone must be one of {sorted(OCR_BACKBONES)}, got {backbone!r}")
     cfg = OCR_PRESETS[preset]
     kind, arch = OCR_BACKBONES[backbone]
     if kind == "resnet":
@@ -154,21 +157,37 @@ def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
                   **head)
 
 
-def resnet50_ocr(num_classes=19, **kw):
-    return build_ocrnet("resnet50", num_classes, **kw)
+# The registered builders: one per backbone, all with the same options (see build_ocrnet).
+@register
+def resnet50_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa", stem=None,
+                 norm_layer=nn.SyncBatchNorm):
+    return build_ocrnet("resnet50", num_classes, preset=preset, stem_relu=stem_relu,
+                        attention=attention, stem=stem, norm_layer=norm_layer)
 
 
-def resnet101_ocr(num_classes=19, **kw):
-    return build_ocrnet("resnet101", num_classes, **kw)
+@register
+def resnet101_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa", stem=None,
+                  norm_layer=nn.SyncBatchNorm):
+    return build_ocrnet("resnet101", num_classes, preset=preset, stem_relu=stem_relu,
+                        attention=attention, stem=stem, norm_layer=norm_layer)
 
 
-def hrnetv2_w18s_ocr(num_classes=19, **kw):
-    return build_ocrnet("hrnetv2_w18s", num_classes, **kw)
+@register
+def hrnetv2_w18s_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa",
+                     stem=None, norm_layer=nn.SyncBatchNorm):
+    return build_ocrnet("hrnetv2_w18s", num_classes, preset=preset, stem_relu=stem_relu,
+                        attention=attention, stem=stem, norm_layer=norm_layer)
 
 
-def hrnetv2_w18_ocr(num_classes=19, **kw):
-    return build_ocrnet("hrnetv2_w18", num_classes, **kw)
+@register
+def hrnetv2_w18_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa",
+                    stem=None, norm_layer=nn.SyncBatchNorm):
+    return build_ocrnet("hrnetv2_w18", num_classes, preset=preset, stem_relu=stem_relu,
+                        attention=attention, stem=stem, norm_layer=norm_layer)
 
 
-def hrnetv2_w48_ocr(num_classes=19, **kw):
-    return build_ocrnet("hrnetv2_w48", num_classes, **kw)
+@register
+def hrnetv2_w48_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa",
+                    stem=None, norm_layer=nn.SyncBatchNorm):
+    return build_ocrnet("hrnetv2_w48", num_classes, preset=preset, stem_relu=stem_relu,
+                        attention=attention, stem=stem, norm_layer=norm_layer)

@@ -96,10 +96,10 @@ def test_align_corners_false_is_honoured():
     assert loss.item() != pytest.approx(CriterionCrossEntropy()(*_t(main, target)).item(), rel=1e-5)
 
 
-def _args(**kw):
+def _options(**kw):
     base = dict(ohem=False, ohem_single=False, ohem_thres=0.7, ohem_keep=0, dsn_weight=0.4,
                 use_weight=True, ignore_label=255)
-    return SimpleNamespace(**{**base, **kw})
+    return {**base, **kw}
 
 
 @pytest.mark.parametrize("has_aux,flags,cls", [
@@ -112,14 +112,14 @@ def _args(**kw):
 ])
 def test_build_criterion_flag_logic(has_aux, flags, cls):
     model = SimpleNamespace(has_aux=has_aux, align_corners=False)
-    crit = build_criterion(_args(**flags), model)
+    crit = build_criterion(model, **_options(**flags))
     assert type(crit) is cls and crit.align_corners is False
 
 
 def test_build_criterion_passes_values():
     model = SimpleNamespace(has_aux=True, align_corners=True)
-    crit = build_criterion(_args(ohem=True, ohem_single=True, ohem_thres=0.8, ohem_keep=123,
-                                 dsn_weight=0.3, use_weight=False, ignore_label=250), model)
+    crit = build_criterion(model, ohem=True, ohem_single=True, ohem_thres=0.8, ohem_keep=123,
+                           dsn_weight=0.3, use_weight=False, ignore_label=250)
     assert crit.dsn_weight == 0.3 and crit.weight is None and crit.ignore_index == 250
     o = crit.criterion_ohem
     assert (o.thresh, o.min_kept, o.ignore_label, o.weight) == (0.8, 123, 250, None)

@@ -5,7 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.engine import inference_scales, predict_labels
+from network import SegOutput
+
+from utils.engine import predict_labels
+from utils.options import predict_options
 
 
 class Fixed(nn.Module):
@@ -17,7 +20,7 @@ class Fixed(nn.Module):
         self.logits = logits
 
     def forward(self, x):
-        return [self.logits * 0, self.logits.expand(x.shape[0], -1, -1, -1)]
+        return SegOutput(self.logits * 0, self.logits.expand(x.shape[0], -1, -1, -1))
 
 
 def args(**kw):
@@ -27,9 +30,12 @@ def args(**kw):
     return argparse.Namespace(**base)
 
 
-def test_scales():
-    assert inference_scales(args()) == [1.0]
-    assert inference_scales(args(use_ms=True)) == [0.75, 1.0, 1.25]
+def test_scales_from_flags():
+    assert predict_options(args())["scales"] == [1.0]
+    assert predict_options(args(whole_scale=0.5))["scales"] == [0.5]
+    assert predict_options(args(use_ms=True))["scales"] == [0.75, 1.0, 1.25]
+    assert predict_options(args(use_flip=True, predict_choice="sliding")) == dict(
+        num_classes=3, scales=[1.0], flip=True, tile_size=(8, 8), mode="sliding")
 
 
 def test_crop_then_upsample_to_label_size():
@@ -40,7 +46,8 @@ def test_crop_then_upsample_to_label_size():
     # oracle: upsample to the 8x8 input (align_corners=True), crop the 6x7 original, upsample to 12x14
     full = F.interpolate(logits, size=(8, 8), mode="bilinear", align_corners=True)[:, :, :6, :7]
     expected = F.interpolate(full, size=(12, 14), mode="bilinear", align_corners=True)[0].argmax(0)
-    out = predict_labels(model, images, [(6, 7, 3)], args(), True, label_shapes=[(12, 14)])
+    out = predict_labels(model, images, [(6, 7, 3)], True, **predict_options(args()),
+                         label_shapes=[(12, 14)])
     assert out[0].shape == (12, 14) and torch.equal(out[0], expected)
-    plain = predict_labels(model, images, [(6, 7, 3)], args(), True)
+    plain = predict_labels(model, images, [(6, 7, 3)], True, **predict_options(args()))
     assert torch.equal(plain[0], full[0].argmax(0))

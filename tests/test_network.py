@@ -1,11 +1,12 @@
-"""network/__init__.py + network/ocnet.py: the models equal the original's layout and sizes."""
+"""network/ocnet.py (+ the package API): the models equal the original's layout and sizes; their
+named output. The registry itself is tested in tests/test_registry.py."""
 import os
 from collections import OrderedDict
 
 import pytest
 import torch
 
-from network import count_parameters, get_segmentation_model, list_models, main_output
+from network import SegOutput, count_parameters, get_segmentation_model, list_models, main_output
 
 KEYS_FILE = os.path.join(os.path.dirname(__file__), "data", "OCNET_STATE_DICT_KEYS.txt")
 ORIGINAL = ["resnet101_baseline", "resnet101_base_oc_dsn", "resnet101_pyramid_oc_dsn",
@@ -76,27 +77,32 @@ def test_output_shapes_at_paper_sizes(name, size, out):
         with torch.no_grad():
             preds = model(torch.empty(2, 3, *size))
     if model.has_aux:
-        assert isinstance(preds, list) and len(preds) == 2
+        assert isinstance(preds, SegOutput) and len(preds) == 2
         assert [tuple(p.shape) for p in preds] == [(2, 19, *out)] * 2
     else:
         assert tuple(preds.shape) == (2, 19, *out)
 
 
+@pytest.mark.slow  # five full ResNet-101 forward/backward passes (~20 s on 2 cores)
 @pytest.mark.parametrize("name", OCNET)
 def test_forward_backward_small(name):
     torch.manual_seed(0)
     model = get_segmentation_model(name, num_classes=5).train()
     x = torch.randn(2, 3, 57, 49)
     preds = model(x)
-    outs = preds if isinstance(preds, list) else [preds]
+    outs = list(preds) if model.has_aux else [preds]
     assert all(p.shape == (2, 5, 8, 7) for p in outs)
     assert main_output(preds) is outs[-1]
+    if model.has_aux:  # the original's [dsn, main] order, by name
+        aux, main = preds
+        assert preds.aux is aux is preds[0] and preds.main is main is preds[-1]
     sum(p.square().mean() for p in outs).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert model.conv1.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow  # two ResNet-101 forwards
 def test_attention_impls_give_same_model_output():
     torch.manual_seed(0)
     a = get_segmentation_model("resnet101_base_oc_dsn", num_classes=3, attention="sdpa").eval()
@@ -129,3 +135,9 @@ def test_bad_inputs_raise_value_error():
 def test_option_of_another_family_is_a_clear_error():
     with pytest.raises(ValueError, match="ocr-preset"):
         get_segmentation_model("resnet101_base_oc_dsn", preset="mmseg")
+
+
+def test_baseline_has_no_attention_option():
+    # the baseline has no attention: an attention= that would do nothing is an error, not dropped
+    with pytest.raises(ValueError, match="attention"):
+        get_segmentation_model("resnet101_baseline", num_classes=3, attention="naive")

@@ -55,10 +55,10 @@ def interrupt_at(monkeypatch, iteration):
     """SIGINT ourselves while iteration ``iteration`` runs; the loop stops before the next one."""
     real = train.adjust_learning_rate
 
-    def hooked(optimizer, it, args):
+    def hooked(optimizer, it, *values):
         if it == iteration:
             os.kill(os.getpid(), signal.SIGINT)
-        return real(optimizer, it, args)
+        return real(optimizer, it, *values)
     monkeypatch.setattr(train, "adjust_learning_rate", hooked)
 
 

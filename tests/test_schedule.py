@@ -1,5 +1,4 @@
 """utils/schedule.py: poly lr = (base - min) * (1 - t/T)^p + min, set before the step."""
-import argparse
 
 import pytest
 import torch
@@ -32,12 +31,11 @@ def test_min_lr_floor():
 def test_adjust_sets_every_group_and_fix_lr():
     params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
     opt = torch.optim.SGD([{"params": params[:1]}, {"params": params[1:]}], lr=1.0)
-    args = argparse.Namespace(learning_rate=0.01, num_steps=10, power=0.9, min_lr=0.0, fix_lr=False)
-    lr = adjust_learning_rate(opt, 5, args)
+    lr = adjust_learning_rate(opt, 5, 0.01, 10, power=0.9, min_lr=0.0)
     assert lr == pytest.approx(0.01 * 0.5 ** 0.9)
     assert [g["lr"] for g in opt.param_groups] == [lr, lr]
-    args.fix_lr = True
-    assert adjust_learning_rate(opt, 5, args) == 0.01 and opt.param_groups[0]["lr"] == 0.01
+    assert adjust_learning_rate(opt, 5, 0.01, 10, fix_lr=True) == 0.01
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.01]
 
 
 def test_bad_max_iter():

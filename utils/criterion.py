@@ -6,7 +6,8 @@ Every prediction is first upsampled bilinearly to the label size ``(h, w)``.
 # faithful: with align_corners=True for OCNet (the original's torch-0.4 branch); the value comes
 # from ``model.align_corners`` so OCR models (False) share the code.
 The CE is the weighted mean ``sum w_y nll / sum w_y`` over non-ignored pixels; the DSN criteria
-return ``dsn_weight * L(preds[0]) + L(preds[1])`` (aux first, main last).
+take a ``network.SegOutput`` (or an ``[aux, main]`` pair, the original's order) and return
+``dsn_weight * L(preds.aux) + L(preds.main)``.
 
 Under DDP each process computes the loss on its own batch, like the original computed it per GPU
 chunk (``DataParallelCriterion`` then averaged the chunks); OHEM's ``min_kept`` is per call.
@@ -17,6 +18,8 @@ import logging
 
 import torch.nn.functional as F
 from torch import nn
+
+from network.outputs import as_seg_output
 
 from .loss import (
     CITYSCAPES_CLASS_WEIGHTS,
@@ -36,13 +39,6 @@ def upsample_to(pred, target, align_corners=True):
     if pred.shape[-2:] == size:
         return pred
     return F.interpolate(pred, size=size, mode="bilinear", align_corners=align_corners)
-
-
-def _pair(preds, name):
-    if not isinstance(preds, (list, tuple)) or len(preds) != 2:
-        raise TypeError(f"{name} expects [aux, main] predictions (a model with has_aux=True), got "
-                        f"{type(preds).__name__}")
-    return preds
 
 
 class _Base(nn.Module):
@@ -71,19 +67,19 @@ class CriterionCrossEntropy(_Base):
 
 
 class CriterionDSN(_Base):
-    """``dsn_weight * CE(preds[0]) + CE(preds[1])``."""
+    """``dsn_weight * CE(preds.aux) + CE(preds.main)``."""
 
     def __init__(self, ignore_index=255, use_weight=True, dsn_weight=0.4, align_corners=True):
         super().__init__(ignore_index, use_weight, align_corners)
         self.dsn_weight = float(dsn_weight)
 
     def forward(self, preds, target):
-        aux, main = _pair(preds, type(self).__name__)
+        aux, main = as_seg_output(preds, type(self).__name__)
         return self.dsn_weight * self.ce(aux, target) + self.ce(main, target)
 
 
 class CriterionOhemDSN(_Base):
-    """``dsn_weight * OHEM(preds[0]) + OHEM(preds[1])``: the same OHEM CE on both heads."""
+    """``dsn_weight * OHEM(preds.aux) + OHEM(preds.main)``: the same OHEM CE on both heads."""
 
     def __init__(self, ignore_index=255, thres=0.7, min_kept=100000, dsn_weight=0.4,
                  use_weight=True, align_corners=True):
@@ -92,7 +88,7 @@ class CriterionOhemDSN(_Base):
         self.criterion = OhemCrossEntropy2d(ignore_index, thres, min_kept, use_weight=use_weight)
 
     def forward(self, preds, target):
-        aux, main = _pair(preds, type(self).__name__)
+        aux, main = as_seg_output(preds, type(self).__name__)
         target = target.long()
         loss1 = self.criterion(upsample_to(aux, target, self.align_corners), target)
         loss2 = self.criterion(upsample_to(main, target, self.align_corners), target)
@@ -100,7 +96,7 @@ class CriterionOhemDSN(_Base):
 
 
 class CriterionOhemDSN_single(_Base):
-    """``dsn_weight * CE(preds[0]) + OHEM(preds[1])``: OHEM on the main head only."""
+    """``dsn_weight * CE(preds.aux) + OHEM(preds.main)``: OHEM on the main head only."""
 
     def __init__(self, ignore_index=255, thres=0.7, min_kept=100000, dsn_weight=0.4,
                  use_weight=True, align_corners=True):
@@ -110,32 +106,35 @@ class CriterionOhemDSN_single(_Base):
         self.criterion_ohem = OhemCrossEntropy2d(ignore_index, thres, min_kept, use_weight=use_weight)
 
     def forward(self, preds, target):
-        aux, main = _pair(preds, type(self).__name__)
+        aux, main = as_seg_output(preds, type(self).__name__)
         target = target.long()
         loss2 = self.criterion_ohem(upsample_to(main, target, self.align_corners), target)
         return self.dsn_weight * self.ce(aux, target) + loss2
 
 
-def build_criterion(args, model):
-    """Pick the criterion from the flags and the built model (no method-name parsing).
+def build_criterion(model, *, ohem=False, ohem_single=False, ohem_thres=0.7, ohem_keep=100000,
+                    dsn_weight=0.4, use_weight=True, ignore_label=255):
+    """Pick the criterion from the options and the built model (no method-name parsing).
 
     * ``model.has_aux`` False -> CriterionCrossEntropy (the original: no "dsn" in the method).
-      # faithful: --ohem is ignored for such models, as in the original (a warning is logged).
-    * else ``--ohem`` and ``--ohem-single`` -> CriterionOhemDSN_single; ``--ohem`` alone ->
+      # faithful: ``ohem`` is ignored for such models, as in the original (a warning is logged).
+    * else ``ohem`` and ``ohem_single`` -> CriterionOhemDSN_single; ``ohem`` alone ->
       CriterionOhemDSN; otherwise CriterionDSN.
-    ``--use-weight`` is honoured; the original ignored it and always weighted, which is what the
-    default (True) keeps. ``--ignore-label`` is passed on (the original used the default 255).
+    ``use_weight`` (``--use-weight``) is honoured; the original ignored it and always weighted, which
+    is what the default (True) keeps. ``ignore_label`` is passed on (the original used 255).
+    The keywords are the flags' names (``--ohem-thres`` -> ``ohem_thres``); train.py passes them.
     """
-    common = dict(ignore_index=args.ignore_label, use_weight=args.use_weight,
+    common = dict(ignore_index=ignore_label, use_weight=use_weight,
                   align_corners=model.align_corners)
     if not model.has_aux:
-        if args.ohem:
+        if ohem:
             log.warning("--ohem has no effect on a model without an auxiliary head; using "
                         "CriterionCrossEntropy (as the original did)")
         return CriterionCrossEntropy(**common)
-    ohem = dict(thres=args.ohem_thres, min_kept=args.ohem_keep, dsn_weight=args.dsn_weight)
-    if args.ohem and args.ohem_single:
-        return CriterionOhemDSN_single(**ohem, **common)
-    if args.ohem:
-        return CriterionOhemDSN(**ohem, **common)
-    return CriterionDSN(dsn_weight=args.dsn_weight, **common)
+    if ohem and ohem_single:
+        return CriterionOhemDSN_single(thres=ohem_thres, min_kept=ohem_keep, dsn_weight=dsn_weight,
+                                       **common)
+    if ohem:
+        return CriterionOhemDSN(thres=ohem_thres, min_kept=ohem_keep, dsn_weight=dsn_weight,
+                                **common)
+    return CriterionDSN(dsn_weight=dsn_weight, **common)

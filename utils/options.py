@@ -221,6 +221,13 @@ def model_kwargs(args):
     return {k: v for k, v in options.items() if v is not None}
 
 
+def predict_options(args):
+    """The prediction options of ``utils.engine.predict_labels`` from the eval/submit flags."""
+    scales = list(args.ms_scales) if args.use_ms else [args.whole_scale]
+    return dict(num_classes=args.num_classes, scales=scales, flip=args.use_flip,
+                tile_size=tuple(args.tile_size), mode=args.predict_choice)
+
+
 def print_args(args, log):
     """Log every argument, one per line, sorted (what the original printed at start)."""
     for key in sorted(vars(args)):

@@ -1,8 +1,9 @@
 # Port of OCNet.pytorch utils/parallel.py (from PyTorch-Encoding, 679a45b). MIT License.
 """Single-process multi-GPU (``python train.py --gpu 0,1,2,3`` without torchrun).
 
-``DataParallelModel`` does not gather: it returns one output per GPU, and ``DataParallelCriterion``
-evaluates the criterion on each GPU's chunk and averages: loss = (1/G) * sum_g criterion(out_g, y_g).
+``DataParallelModel`` does not gather: it returns a list with one output per GPU (each a
+``network.SegOutput`` or a tensor), and ``DataParallelCriterion`` evaluates the criterion on each GPU's
+chunk and averages: loss = (1/G) * sum_g criterion(out_g, y_g) (:func:`mean_over_chunks`).
 # faithful: the per-chunk mean means OHEM's min_kept applies per GPU chunk, as in the original.
 With torchrun (DDP) each process already sees only its chunk, so neither class is needed there.
 """
@@ -18,6 +19,28 @@ class DataParallelModel(nn.DataParallel):
         return outputs
 
 
+def mean_over_chunks(criterion, outputs, targets, devices=None):
+    """(1/G) * sum_g criterion(outputs[g], targets[g]) over the G chunks of a batch.
+
+    Args:
+        outputs (list): one model output per chunk (``SegOutput`` or tensor).
+        targets (list): the matching label chunks (N_g, H, W).
+        devices (list[int], optional): CUDA ids: the criterion is replicated and applied in parallel,
+            one chunk per device, and the mean lands on ``devices[0]``. None: one chunk after the
+            other on the chunks' own device.
+    """
+    if len(outputs) != len(targets) or not outputs:
+        raise ValueError(f"{len(outputs)} output chunks for {len(targets)} target chunks")
+    if devices is None:
+        losses = [criterion(out, tgt) for out, tgt in zip(outputs, targets)]
+        first = losses[0].device
+    else:
+        replicas = replicate(criterion, devices)
+        losses = parallel_apply(replicas, list(zip(outputs, targets)), devices=devices)
+        first = torch.device("cuda", devices[0])
+    return sum(loss.to(first) for loss in losses) / len(losses)
+
+
 class DataParallelCriterion(nn.Module):
     """Apply ``criterion`` per device to (output_g, target_g) and return the mean loss on device 0."""
 
@@ -27,14 +50,12 @@ class DataParallelCriterion(nn.Module):
         self.device_ids = list(device_ids)
 
     def forward(self, outputs, target):
+        # a list is DataParallelModel's per-device outputs; one SegOutput / tensor is a plain forward
         if len(self.device_ids) <= 1 or not isinstance(outputs, list):
             return self.criterion(outputs, target)
-        targets = scatter(target, self.device_ids[:len(outputs)], dim=0)
-        replicas = replicate(self.criterion, self.device_ids[:len(outputs)])
-        inputs = [(out, tgt) for out, tgt in zip(outputs, targets)]
-        losses = parallel_apply(replicas, inputs, devices=self.device_ids[:len(outputs)])
-        first = torch.device("cuda", self.device_ids[0])
-        return sum(loss.to(first) for loss in losses) / len(losses)
+        devices = self.device_ids[:len(outputs)]
+        targets = scatter(target, devices, dim=0)
+        return mean_over_chunks(self.criterion, outputs, targets, devices)
 
 
 def wrap_parallel(model, criterion, runtime):

@@ -15,16 +15,13 @@ def poly_lr(base_lr, iteration, max_iter, power=0.9, min_lr=0.0):
     return (base_lr - min_lr) * frac ** power + min_lr
 
 
-def adjust_learning_rate(optimizer, iteration, args):
-    """Set the lr of every param group for ``iteration`` and return it.
-
-    ``--fix-lr`` keeps ``--learning-rate``. (The original only *printed* a fixed lr while the optimizer
-    still followed poly; we fix that bug, see README.)
+def adjust_learning_rate(optimizer, iteration, base_lr, max_iter, power=0.9, min_lr=0.0,
+                         fix_lr=False):
+    """Set the lr of every param group for ``iteration`` and return it: ``poly_lr``, or ``base_lr``
+    itself with ``fix_lr`` (``--fix-lr``). (The original only *printed* a fixed lr while the
+    optimizer still followed poly; we fix that bug, see docs/original-bugs-fixed.md.)
     """
-    if args.fix_lr:
-        lr = args.learning_rate
-    else:
-        lr = poly_lr(args.learning_rate, iteration, args.num_steps, args.power, args.min_lr)
+    lr = base_lr if fix_lr else poly_lr(base_lr, iteration, max_iter, power, min_lr)
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
