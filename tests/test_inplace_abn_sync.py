@@ -4,7 +4,6 @@ process running InPlaceABN on the concatenated batch (itself checked against F.b
 test_inplace_abn.py) plus the textbook pooled mean/variance."""
 import datetime
 import os
-import socket
 import threading
 
 import pytest
@@ -76,16 +75,11 @@ def check_against_reference(results, ref):
 
 # ---- DDP (torch.distributed, gloo, two CPU processes) ----------------------------------------
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank, world, port, xs, gs, out_dir):
+def _ddp_worker(rank, world, store, xs, gs, out_dir):
     iabn_backend.set_backend("torch")
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+    # a file store in the test's own folder: no TCP port to pick, so nothing can race for one
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
                             world_size=world, timeout=datetime.timedelta(seconds=60))
     try:
         m = init_module(InPlaceABNSync(C).double())
@@ -98,7 +92,8 @@ def _ddp_worker(rank, world, port, xs, gs, out_dir):
 @pytest.mark.slow
 def test_ddp_two_processes_unequal_batches_equal_full_batch(tmp_path):
     xs, gs = make_batches()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), xs, gs, str(tmp_path)), nprocs=2, join=True)
+    store = tmp_path / "store"
+    mp.spawn(_ddp_worker, args=(2, str(store), xs, gs, str(tmp_path)), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in range(2)]
     check_against_reference(results, full_batch_reference(xs, gs))
 
@@ -188,13 +183,16 @@ def test_layer_called_twice_per_forward(threaded_sync):
 
 
 def test_new_replicate_round_starts_new_group(threaded_sync):
+    """Each replicate() round (2, 3, then 1 replicas) synchronises over exactly its own replicas:
+    every round equals the full-batch oracle of that round's batches."""
     m = init_module(InPlaceABNSync(C, devices=[0, 1]).double())
-    for count in (2, 3, 1):
-        xs, gs = make_batches((2,) * count)
+    for seed, count in enumerate((2, 3, 1)):
+        xs, gs = make_batches((2, 1, 3)[:count], seed=seed)
         replicas = make_replicas(m, count)
         assert replicas[0]._dp_member.group.size == count
-        run_threads([lambda r=r, x=x, g=g: run_replica(r, x, g)
-                     for r, x, g in zip(replicas, xs, gs)])
+        results = run_threads([lambda r=r, x=x, g=g: run_replica(r, x, g)
+                               for r, x, g in zip(replicas, xs, gs)])
+        check_against_reference(results, full_batch_reference(xs, gs))
 
 
 def test_missing_replica_times_out_with_clear_error(threaded_sync, monkeypatch):

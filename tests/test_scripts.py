@@ -22,6 +22,7 @@ import generate_submit
 import train
 from dataset.labels import CLASS_NAMES, TRAINID_TO_ID
 from dataset.synthetic import make_synthetic_cityscapes
+from test_labels import ORIGINAL_ID_TO_TRAINID
 
 pytestmark = pytest.mark.slow
 
@@ -52,18 +53,38 @@ def test_train_wrote_original_snapshots(run):
     names = sorted(os.listdir(run["snap"]))
     assert "CS_scenes_0.pth" in names and "CS_scenes_2.pth" in names and "resume.pth" in names
     sd = torch.load(run["snap"] / "CS_scenes_2.pth", weights_only=True)
-    assert len(sd) == 599 and not any(k.startswith("module.") for k in sd)  # OCNET_SPEC §2.4
+    assert len(sd) == 599 and not any(k.startswith("module.") for k in sd)  # the original's 599 keys
+
+
+def np_miou_from_pngs(pred_dir, gt_paths):
+    """Oracle: NumPy confusion matrix of the written trainId PNGs against the labelId ground truth
+    (mapped with the original's id -> trainId table); IoU = tp / union (0 for an empty union)."""
+    cm = np.zeros((19, 19), np.int64)
+    for gt_path in gt_paths:
+        gt = np.vectorize(ORIGINAL_ID_TO_TRAINID.get)(np.asarray(Image.open(gt_path)).astype(int))
+        pred = np.asarray(Image.open(os.path.join(pred_dir, os.path.basename(gt_path)))).astype(int)
+        valid = gt != 255
+        cm += np.bincount(19 * gt[valid] + pred[valid], minlength=19 * 19).reshape(19, 19)
+    tp = np.diag(cm).astype(np.float64)
+    iou = tp / np.maximum(cm.sum(0) + cm.sum(1) - tp, 1)
+    return cm, iou, float(iou.mean())
 
 
 def test_eval_outputs(run):
     result = run["result"]
-    assert set(result["IoU"]) == set(CLASS_NAMES) and 0.0 <= result["mIoU"] <= 1.0
+    assert set(result["IoU"]) == set(CLASS_NAMES)
     on_disk = json.load(open(run["tmp"] / "val" / "results.json"))
     assert on_disk["mIoU"] == result["mIoU"]
     assert os.path.isfile(run["tmp"] / "log" / "eval_val_results.json")
     pngs = sorted(p for p in os.listdir(run["tmp"] / "val") if p.endswith(".png"))
     assert len(pngs) == 3 and all(p.endswith("_gtFine_labelIds.png") for p in pngs)
     assert Image.open(run["tmp"] / "val" / pngs[0]).mode == "P"
+    gts = [os.path.join(run["root"], line.split("\t")[1].strip())
+           for line in open(os.path.join(run["root"], "val.lst")) if line.strip()]
+    cm, iou, miou = np_miou_from_pngs(run["tmp"] / "val", gts)
+    assert cm.sum() > 0 and np.array_equal(np.array(result["confusion_matrix"]), cm)
+    assert [result["IoU"][name] for name in CLASS_NAMES] == pytest.approx(iou.tolist(), abs=1e-12)
+    assert result["mIoU"] == pytest.approx(miou, abs=1e-12)
 
 
 def test_submission_files_and_zip(run):
@@ -130,7 +151,7 @@ def test_torchrun_two_processes_on_cpu(run):
     import subprocess
     import sys
     snap = run["tmp"] / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
            "train.py", "--data-dir", run["root"], "--data-list", os.path.join(run["root"], "train.lst"),
            "--input-size", "48,48", "--batch-size", "4", "--num-steps", "2", "--num-workers", "0",
            "--allow-random-init", "--restore-from", "absent.pth", "--snapshot-dir", str(snap)]
