@@ -7,7 +7,7 @@ DATASETS = {
     "cityscapes_test": CitySegmentationTest,
 }
 
-# --- OCRNet recipe datasets (helper C: dataset/ade20k.py, voc.py, cityscapes_ocr.py) ---
+# --- OCRNet recipe datasets (dataset/ade20k.py, voc.py, cityscapes_ocr.py) ---
 from .ade20k import ADE20KTrain, ADE20KVal  # noqa: E402
 from .cityscapes_ocr import CityscapesOCRTrain, CityscapesOCRVal  # noqa: E402
 from .voc import VOCTrain, VOCVal  # noqa: E402

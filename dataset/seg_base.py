@@ -1,6 +1,6 @@
 # New (no OCNet counterpart): the dataset base of the OCRNet recipe (ADE20K, VOC, Cityscapes-OCR),
 # sssegmentation-style items on top of dataset/transforms.py I/O. MIT licence.
-"""Base class of the OCRNet-recipe datasets (spec OCRNET_SPEC §3.1).
+"""Base class of the OCRNet-recipe datasets (README, "OCRNet").
 
 Training items (``train=True``) go through :func:`dataset.seg_transforms.train_pipeline` and are
 ``(image float32 (3, h, w), label float32 (h, w), np.array(original (H, W, 3)), name)`` like the

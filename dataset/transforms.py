@@ -143,7 +143,7 @@ def caffe_normalize(image_rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 (H, W, 3) -> float32 ``image - (102.9801, 115.9465, 122.7717)``, no std, no /255.
 
     # faithful: the original read BGR with cv2, reversed it to RGB (``image[:, :, ::-1]``), then
-    # subtracted the Caffe *BGR* means in that order, so R-102.98, G-115.95, B-122.77 (spec §6).
+    # subtracted the Caffe *BGR* means in that order, so R-102.98, G-115.95, B-122.77 (docs/faithful.md).
     # pillow decodes to RGB, which is the array the original had after its reversal. The
     # subtraction runs in float64 and is cast to float32, like the original's ``image -= mean``.
     """

@@ -3,7 +3,7 @@
 # HRNet_W48_OCR) as presets. MIT License; OCR (c) Yuhui Yuan et al. / openseg-group.
 """OCRNet = backbone + soft-object-region (aux) head + pixel pre-conv + OCR block + classifier.
 
-Forward (docs/architecture.md, "OCRNet")::
+Forward::
 
     c3, c4 = ResNet-D8 layer3, layer4   |  c3 = c4 = HRNetV2 concat (270 / 720 ch, 1/4)
     aux    = auxiliary_decoder(c3)      # (N, K, h, w) soft object regions = aux logits

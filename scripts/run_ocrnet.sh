@@ -1,5 +1,5 @@
 #!/bin/sh
-# OCRNet runner: the sssegmentation OCRNet recipe of the seed table (OCRNET_SPEC §3.1).
+# OCRNet runner: the sssegmentation OCRNet recipe of the seed table (README, "OCRNet").
 #
 #   sh scripts/run_ocrnet.sh DATASET BACKBONE
 #     DATASET   voc | ade20k | cityscapes

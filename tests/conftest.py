@@ -1,7 +1,8 @@
 """Shared pytest setup: markers, a seeded RNG, CUDA skipping. Run as `python -m pytest` from the root.
 
 Markers (all CPU ones run in CI through scripts/test.sh):
-  slow     end-to-end runs (train -> eval -> submit on tiny data)
+  slow     end-to-end runs and full-size network passes (> ~10 s); `sh scripts/test.sh --quick`
+           skips them
   jit      tests that JIT-compile the InPlace-ABN C++ extension
   cuda     needs a CUDA device (skipped without one)
   multigpu needs two or more CUDA devices (skipped otherwise)
@@ -16,7 +17,7 @@ from fixtures_data import tiny_cityscapes  # noqa: F401  (fixture, owner: datase
 
 
 def pytest_configure(config):
-    for line in ("slow: end-to-end runs on tiny data (run in CI)",
+    for line in ("slow: end-to-end runs and full-size network passes (run in CI; --quick skips)",
                  "jit: JIT-compiles the InPlace-ABN extension (run in CI)",
                  "cuda: needs a CUDA device",
                  "multigpu: needs two or more CUDA devices"):

@@ -171,7 +171,7 @@ def test_real_models_csail_and_torchvision_layouts(tmp_path):
     csail = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in donor.state_dict().items()
              if k.split(".")[0] in ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "layer1", "layer2", "layer3",
                                    "layer4")}
-    assert len(csail) == 530  # OCNET_SPEC §1: the backbone has 530 entries
+    assert len(csail) == 530  # the original's backbone has 530 state_dict entries
     csail["fc.weight"], csail["fc.bias"] = torch.zeros(1000, 2048), torch.zeros(1000)
     torch.save(csail, tmp_path / "resnet101-imagenet.pth")
     model = network.get_segmentation_model("resnet101_asp_oc_dsn", num_classes=19)

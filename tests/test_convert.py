@@ -9,7 +9,7 @@ from network.ocrnet import build_ocrnet
 from utils.convert import (detect_format, export_state_dict, extract_model_state, import_checkpoint,
                            import_state_dict)
 
-KEYS_DIR = Path(__file__).parent / "data" / "ssseg_ocrnet_keys"  # copied from the design docs
+KEYS_DIR = Path(__file__).parent / "data" / "ssseg_ocrnet_keys"  # recorded sssegmentation key lists
 KEY_FILES = {"resnet50": "resnet50os8.txt", "resnet101": "resnet101os8.txt",
              "hrnetv2_w18s": "hrnetv2w18s.txt", "hrnetv2_w18": "hrnetv2w18.txt",
              "hrnetv2_w48": "hrnetv2w48.txt"}
@@ -34,7 +34,7 @@ def _ssseg_state(backbone, seed=0):
 
 
 def _mmseg_head_shapes(cin, aux_in, aux_ch, aux_k, k):
-    """mmseg OCRNet head names (spec §4.2: FCNHead decode_head.0 + OCRHead decode_head.1)."""
+    """mmseg OCRNet head names (FCNHead decode_head.0 + OCRHead decode_head.1)."""
     def cm(prefix, i, o, ks=1):   # ConvModule: conv (no bias) + bn
         return {f"{prefix}.conv.weight": (o, i, ks, ks), **{f"{prefix}.bn.{n}": (o,) for n in (
             "weight", "bias", "running_mean", "running_var")}, f"{prefix}.bn.num_batches_tracked": ()}

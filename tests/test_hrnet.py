@@ -10,7 +10,7 @@ from torch import nn
 
 from network.hrnet import HRModule, HRNet
 
-KEYS_DIR = Path(__file__).parent / "data" / "ssseg_ocrnet_keys"  # copied from the design docs
+KEYS_DIR = Path(__file__).parent / "data" / "ssseg_ocrnet_keys"  # recorded sssegmentation key lists
 KEY_FILES = {"hrnetv2_w18_small": "hrnetv2w18s.txt", "hrnetv2_w18": "hrnetv2w18.txt",
              "hrnetv2_w48": "hrnetv2w48.txt"}
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")

@@ -5,7 +5,7 @@ import torch
 
 from utils.loss import CITYSCAPES_CLASS_WEIGHTS, OhemCrossEntropy2d, ohem_target
 
-# OCNET_SPEC §5, copied by hand.
+# The original's class weights (its criterion.py), copied by hand.
 SPEC_WEIGHTS = np.array([0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786,
                          1.0023, 0.9539, 0.9843, 1.1116, 0.9037, 1.0865, 1.0955, 1.0865, 1.1529,
                          1.0507])

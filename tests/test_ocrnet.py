@@ -1,4 +1,4 @@
-"""OCRNet models: parameter counts of spec §5.1/§5.2, sssegmentation key names, forward/backward."""
+"""OCRNet models: parameter counts (README, "OCRNet"), sssegmentation key names, forward/backward."""
 import ast
 import math
 from pathlib import Path
@@ -10,15 +10,15 @@ import torch.nn.functional as F
 import network
 from network.ocrnet import OCR_PRESETS, build_ocrnet
 
-KEYS_DIR = Path(__file__).parent / "data" / "ssseg_ocrnet_keys"  # copied from the design docs
+KEYS_DIR = Path(__file__).parent / "data" / "ssseg_ocrnet_keys"  # recorded sssegmentation key lists
 KEY_FILES = {"resnet50": "resnet50os8.txt", "resnet101": "resnet101os8.txt",
              "hrnetv2_w18s": "hrnetv2w18s.txt", "hrnetv2_w18": "hrnetv2w18.txt",
              "hrnetv2_w48": "hrnetv2w48.txt"}
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-# spec §5.1, VOC-21 column, written out exactly in the spec's checklist / derived from the key lists
+# sssegmentation VOC-21 sizes, exact (derived from the recorded key lists)
 SPEC_VOC = {"resnet50": 43_085_194, "resnet101": 62_077_322, "hrnetv2_w18s": 11_751_194,
             "hrnetv2_w18": 17_452_734, "hrnetv2_w48": 77_362_794}
-# spec §5.1 rounded columns (M) for ADE-150 and CS-19; spec §5.2 mmseg CS-19 (M)
+# sssegmentation ADE-150 and CS-19 sizes rounded to 0.1 M; mmseg-shaped heads CS-19 (M)
 SPEC_ADE_M = {"resnet50": 43.22, "resnet101": 62.21, "hrnetv2_w18s": 11.88, "hrnetv2_w18": 17.59,
               "hrnetv2_w48": 77.50}
 SPEC_CS_M = {"resnet50": 43.08, "resnet101": 62.08, "hrnetv2_w18s": 11.75, "hrnetv2_w18": 17.45,

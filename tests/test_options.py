@@ -1,4 +1,4 @@
-"""utils/options.py: original flag names and defaults (OCNET_SPEC §7), booleans, validation."""
+"""utils/options.py: original flag names and defaults (the original argparse), booleans, validation."""
 import argparse
 
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from utils.options import (build_parser, float_list, gpu_ids, int_pair, model_kwargs, model_name,
                            parse_args, str2bool)
 
-# The table of OCNET_SPEC §7 (flag -> original default), for the flags every train command line uses.
+# The original's argparse defaults (flag -> default), for the flags every train command line uses.
 ORIGINAL_TRAIN_DEFAULTS = {
     "batch_size": 8, "data_list": "./dataset/list/cityscapes/train.lst", "ignore_label": 255,
     "input_size": (769, 769), "learning_rate": 1e-2, "momentum": 0.9, "num_classes": 19,

@@ -17,7 +17,7 @@ def _shapes(sd, drop_nbt=True):
 
 
 def test_deep_stem_backbone_parameter_count():
-    # OCNET_SPEC §1: torchvision R-101 without fc (42,500,160) + 103,296 deep stem + 20,480 wider
+    # torchvision R-101 without fc (42,500,160) + 103,296 deep stem + 20,480 wider
     # layer1 input = 42,623,936.
     assert count_parameters(ResNet(101, stem="deep")) == 42_500_160 + 103_296 + 20_480
 

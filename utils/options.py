@@ -1,7 +1,7 @@
 # Port of OCNet.pytorch config/__init__.py (679a45b). MIT License; original authors: OCNet.pytorch team.
 """The one command-line parser shared by train.py, eval.py and generate_submit.py.
 
-Flag names and defaults are the original's (OCNET_SPEC §7). Differences, each documented in README.md:
+Flag names and defaults are the original's (its train.py / eval.py). Differences, each documented in README.md:
 
 * every boolean accepts ``True``/``False`` *and* works as a bare switch (``--ohem-single`` alone means
   True), so the run scripts can finally set ``--ohem-single``;
@@ -13,7 +13,7 @@ Flag names and defaults are the original's (OCNET_SPEC §7). Differences, each d
 import argparse
 
 MODES = ("train", "eval", "submit")
-# Paper-default multi-scale set (OCNET_SPEC §8); configurable with --ms-scales.
+# Paper-default multi-scale set (the original's predict_multi_scale); configurable with --ms-scales.
 DEFAULT_MS_SCALES = "0.75,1.0,1.25"
 
 
@@ -69,7 +69,7 @@ def _data_group(parser, mode):
                    help="tab-separated list file (image<TAB>label)")
     g.add_argument("--ignore-label", type=int, default=255)
     g.add_argument("--num-classes", type=int, default=19)
-    # faithful: train crops 769x769; eval/submit hard-coded a 1024x2048 canvas (OCNET_SPEC §8).
+    # faithful: train crops 769x769; eval/submit hard-coded a 1024x2048 canvas (docs/faithful.md).
     g.add_argument("--input-size", type=int_pair, default=(769, 769) if mode == "train" else (1024, 2048),
                    help="H,W of the training crop / of the eval canvas")
     g.add_argument("--batch-size", type=int, default=8,
