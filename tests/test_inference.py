@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from network import SegOutput
 from utils.inference import (
     predict,
     predict_multi_scale,
@@ -15,7 +16,8 @@ from utils.inference import (
 
 
 class Pixelwise(nn.Module):
-    """logits[c] = (c + 1) * x[0] at full resolution; returns [aux, main] like a *_dsn model."""
+    """logits[c] = (c + 1) * x[0] at full resolution; returns SegOutput(aux=99, main) like a *_dsn
+    model (the inference must take .main)."""
     has_aux, align_corners = True, True
 
     def __init__(self, num_classes=3, bias_by_column=False):
@@ -27,7 +29,7 @@ class Pixelwise(nn.Module):
         main = x[:, :1] * self.w
         if self.bias_by_column:                      # not flip-equivariant: + column index
             main = main + torch.arange(x.shape[-1], dtype=x.dtype)
-        return [torch.full_like(main, 99.0), main]
+        return SegOutput(torch.full_like(main, 99.0), main)
 
 
 class Stride2(nn.Module):
@@ -67,8 +69,8 @@ def test_sliding_equals_whole_when_one_tile_covers_the_image():
     torch.testing.assert_close(predict_sliding(model, x, (16, 20)), whole)
     # A pixelwise model is also unaffected by zero padding and by overlapping, count-averaged tiles.
     pm = Pixelwise()
-    torch.testing.assert_close(predict_sliding(pm, x, (32, 32)), pm(x)[-1])
-    torch.testing.assert_close(predict_sliding(pm, x, (6, 8)), pm(x)[-1])
+    torch.testing.assert_close(predict_sliding(pm, x, (32, 32)), pm(x).main)
+    torch.testing.assert_close(predict_sliding(pm, x, (6, 8)), pm(x).main)
 
 
 def test_whole_upsamples_logits_to_input_size():

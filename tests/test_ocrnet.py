@@ -25,8 +25,9 @@ SPEC_CS_M = {"resnet50": 43.08, "resnet101": 62.08, "hrnetv2_w18s": 11.75, "hrne
              "hrnetv2_w48": 77.36}
 SPEC_MMSEG_CS_M = {"resnet50": 36.5, "resnet101": 55.5, "hrnetv2_w18s": 6.4, "hrnetv2_w18": 12.1,
                    "hrnetv2_w48": 70.4}
-FAST = ["resnet50", "hrnetv2_w18s", "hrnetv2_w18"]
-SLOW = ["resnet101", "hrnetv2_w48"]
+# forward/backward at 64x64 on 2 CPU cores: W18-Small ~10 s; R-50 ~25 s and W18 ~40 s are `slow`
+FAST = ["hrnetv2_w18s"]
+SLOW = ["resnet50", "hrnetv2_w18", "resnet101", "hrnetv2_w48"]
 
 
 def _keys(backbone):
@@ -111,7 +112,9 @@ def _forward_backward(name, size=64):
     model = network.get_segmentation_model(name, num_classes=5)
     assert model.has_aux and model.align_corners is False
     x = torch.randn(2, 3, size, size)
-    aux, main = model(x)
+    out = model(x)
+    assert isinstance(out, network.SegOutput)
+    aux, main = out
     stride = 4 if name.startswith("hrnet") else 8
     assert aux.shape == main.shape == (2, 5, size // stride, size // stride)
     label = torch.randint(0, 5, (2, size, size))
@@ -142,7 +145,7 @@ def test_eval_is_deterministic_and_impls_agree():
     b.load_state_dict(a.state_dict())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(a(x)[1], b(x)[1], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a(x).main, b(x).main, rtol=1e-4, atol=1e-5)
 
 
 def test_registry_names():
