@@ -83,7 +83,7 @@ def test_output_shapes_at_paper_sizes(name, size, out):
         assert tuple(preds.shape) == (2, 19, *out)
 
 
-@pytest.mark.slow  # five full ResNet-101 forward/backward passes (~20 s on 2 cores)
+@pytest.mark.slow  # five full ResNet-101 forward/backward passes
 @pytest.mark.parametrize("name", OCNET)
 def test_forward_backward_small(name):
     torch.manual_seed(0)
