@@ -4,7 +4,7 @@ import argparse
 import pytest
 
 from utils.options import (build_parser, float_list, gpu_ids, int_pair, model_kwargs, model_name,
-                           parse_args, str2bool)
+                           parse_args, predict_options, str2bool)
 
 # The original's argparse defaults (flag -> default), for the flags every train command line uses.
 ORIGINAL_TRAIN_DEFAULTS = {
@@ -118,3 +118,13 @@ def test_model_kwargs_only_passes_what_was_set():
                                "mmseg", "--stem-relu", "False", "--stem", "v1c"])
     assert model_kwargs(args) == {"preset": "mmseg", "stem_relu": False, "stem": "v1c"}
     assert model_name(args) == "hrnetv2_w18s_ocr"
+
+
+def test_predict_options_from_eval_flags():
+    assert predict_options(parse_args("eval", []))["scales"] == [1.0]
+    assert predict_options(parse_args("eval", ["--whole-scale", "0.5"]))["scales"] == [0.5]
+    assert predict_options(parse_args("eval", ["--use-ms", "True"]))["scales"] == [0.75, 1.0, 1.25]
+    args = parse_args("eval", ["--use-flip", "True", "--predict-choice", "sliding", "--num-classes", "7",
+                               "--tile-size", "8,16"])
+    assert predict_options(args) == dict(num_classes=7, scales=[1.0], flip=True, tile_size=(8, 16),
+                                         mode="sliding")
