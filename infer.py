@@ -15,10 +15,10 @@ import logging
 import os
 import sys
 
-import torch
 from tqdm import tqdm
 
 from utils import options
+from utils import predict_images as P
 from utils.errors import ConfigError, DatasetError
 from utils.logger import run_main, setup_logging
 
@@ -27,24 +27,14 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
-    options._model_group(parser)
     options._test_group(parser, "eval")
-    g = parser.add_argument_group("infer")
-    g.add_argument("--num-classes", type=int, default=None,
-                   help="classes of the model (default: those of --dataset, 19 for Cityscapes)")
-    g.add_argument("--dataset", default=None,
-                   choices=("cityscapes", "cityscapes_ocr", "ade20k", "voc"),
-                   help="eval pipeline (normalisation, resize) and palette; default: cityscapes for "
-                        "OCNet models, the recipe dataset with --num-classes classes for OCRNet")
-    g.add_argument("--checkpoint-format", default="auto", choices=("auto", "ocnet", "ssseg", "mmseg"),
-                   help="format of --restore-from (auto: from its keys)")
+    P.add_model_flags(parser)
+    g = parser.add_argument_group("infer outputs")
     g.add_argument("--alpha", type=float, default=0.5, help="weight of the colour in the overlay")
     options._bool(g, "--label-ids", False, "write Cityscapes labelIds instead of trainIds")
     g.add_argument("--save-logits", nargs="?", const="float16", default=None,
                    choices=("float16", "float32"), help="also write the raw logits (C, H, W) as .npy")
-    g.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda:0' ...")
-    g.add_argument("--log-file", default="", help="also log to this file")
-    parser.set_defaults(output_path="./infer_output", restore_from=None)
+    parser.set_defaults(output_path="./infer_output")
     return parser
 
 
@@ -53,42 +43,19 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 0.0 <= args.alpha <= 1.0:
         parser.error(f"--alpha must be in [0, 1], got {args.alpha}")
-    if not args.restore_from:
-        parser.error("--restore-from is required (a CS_scenes_<iter>.pth, resume file, or an "
-                     "sssegmentation / mmseg checkpoint)")
+    P.check_model_flags(parser, args)
     return args
 
 
-def pick_device(text):
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(text)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {text}: CUDA is not available here (use --device cpu)")
-    return device
-
-
 def main(argv=None):
-    import network
-    from utils import predict_images as P
     args = parse_args(argv)
     log = setup_logging(args.log_file)
     images = P.collect_images(args.inputs)
-    device = pick_device(args.device)
-    name = options.model_name(args)
-    probe_classes = args.num_classes or 19
-    model = network.get_segmentation_model(name, num_classes=probe_classes, **options.model_kwargs(args))
-    family = P.families()[args.dataset or P.default_family(model, probe_classes)]
-    num_classes = args.num_classes or family.num_classes
-    if num_classes != probe_classes:
-        model = network.get_segmentation_model(name, num_classes=num_classes, **options.model_kwargs(args))
+    model, family, num_classes = P.load_model(args, log)
     if args.label_ids and family.palette != "cityscapes":
         raise ConfigError(f"--label-ids maps Cityscapes trainIds; --dataset {family.name} has no labelIds")
-    fmt = P.load_weights(model, args.restore_from, args.trust_checkpoint, args.checkpoint_format)
-    model.to(device).eval()
     align_corners = bool(getattr(model, "align_corners", True))
-    log.info(f"{name} ({num_classes} classes) from {args.restore_from} ({fmt} format) on {device}; "
-             f"pipeline {family.name}; {len(images)} image(s) -> {args.output_path}")
+    log.info(f"{len(images)} image(s) -> {args.output_path}")
     scales = list(args.ms_scales) if args.use_ms else [args.whole_scale]
     failed = []
     for path, out_name in tqdm(images, desc="infer", dynamic_ncols=True):

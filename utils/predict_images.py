@@ -141,6 +141,62 @@ def preprocess(image_rgb, family):
 
 
 # ------------------------------------------------------------------------------------------------ model
+def add_model_flags(parser):
+    """The model / checkpoint / device flags shared by infer.py and scripts/visualize_attention.py
+    (besides the model group of utils.options)."""
+    from utils.options import _model_group
+    _model_group(parser)
+    g = parser.add_argument_group("images")
+    g.add_argument("--num-classes", type=int, default=None,
+                   help="classes of the model (default: those of --dataset, 19 for Cityscapes)")
+    g.add_argument("--dataset", default=None, choices=("cityscapes", "cityscapes_ocr", "ade20k", "voc"),
+                   help="eval pipeline (normalisation, resize) and palette; default: cityscapes for "
+                        "OCNet models, the recipe dataset with --num-classes classes for OCRNet")
+    g.add_argument("--checkpoint-format", default="auto", choices=("auto", "ocnet", "ssseg", "mmseg"),
+                   help="format of --restore-from (auto: from its keys)")
+    g.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda:0' ...")
+    g.add_argument("--log-file", default="", help="also log to this file")
+    parser.set_defaults(restore_from=None)
+
+
+def check_model_flags(parser, args):
+    if not args.restore_from:
+        parser.error("--restore-from is required (a CS_scenes_<iter>.pth, resume file, or an "
+                     "sssegmentation / mmseg checkpoint)")
+    if args.num_classes is not None and args.num_classes <= 0:
+        parser.error(f"--num-classes must be positive, got {args.num_classes}")
+
+
+def pick_device(text):
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ConfigError(f"--device {text!r}: use auto, cpu, cuda or cuda:<index>") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {text}: CUDA is not available here (use --device cpu)")
+    return device
+
+
+def load_model(args, log):
+    """(model in eval mode on --device with --restore-from loaded, Family, number of classes)."""
+    import network
+    from utils.options import model_kwargs, model_name
+    device = pick_device(args.device)
+    name, kwargs = model_name(args), model_kwargs(args)
+    probe_classes = args.num_classes or 19
+    model = network.get_segmentation_model(name, num_classes=probe_classes, **kwargs)
+    family = families()[args.dataset or default_family(model, probe_classes)]
+    num_classes = args.num_classes or family.num_classes
+    if num_classes != probe_classes:
+        model = network.get_segmentation_model(name, num_classes=num_classes, **kwargs)
+    fmt = load_weights(model, args.restore_from, args.trust_checkpoint, args.checkpoint_format)
+    log.info(f"{name} ({num_classes} classes) from {args.restore_from} ({fmt} format) on {device}; "
+             f"pre-processing of {family.name}")
+    return model.to(device).eval(), family, num_classes
+
+
 def load_weights(model, path, trust=False, fmt="auto"):
     """Fill ``model`` from a checkpoint in any format the project reads.
 
