@@ -46,6 +46,7 @@ def _oracle(model, rgb):
     return out[0]
 
 
+@pytest.mark.slow
 def test_folder_with_broken_file(ocnet, tmp_path, capsys):
     model, ckpt = ocnet
     _images(tmp_path / "in")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -144,7 +144,7 @@ def preprocess(image_rgb, family):
 def add_model_flags(parser):
     """The model / checkpoint / device flags shared by infer.py and scripts/visualize_attention.py
     (besides the model group of utils.options)."""
-    from utils.options import _model_group
+    from utils.options import _model_group, int_pair
     _model_group(parser)
     g = parser.add_argument_group("images")
     g.add_argument("--num-classes", type=int, default=None,
@@ -152,6 +152,9 @@ def add_model_flags(parser):
     g.add_argument("--dataset", default=None, choices=("cityscapes", "cityscapes_ocr", "ade20k", "voc"),
                    help="eval pipeline (normalisation, resize) and palette; default: cityscapes for "
                         "OCNet models, the recipe dataset with --num-classes classes for OCRNet")
+    g.add_argument("--base-scale", type=int_pair, default=None, metavar="LONG,SHORT",
+                   help="OCRNet pipelines: resize keep-ratio into these edges instead of the dataset's "
+                        "base scale (e.g. 2048,1024 for Cityscapes)")
     g.add_argument("--checkpoint-format", default="auto", choices=("auto", "ocnet", "ssseg", "mmseg"),
                    help="format of --restore-from (auto: from its keys)")
     g.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda:0' ...")
@@ -189,6 +192,11 @@ def load_model(args, log):
     model = network.get_segmentation_model(name, num_classes=probe_classes, **kwargs)
     family = families()[args.dataset or default_family(model, probe_classes)]
     num_classes = args.num_classes or family.num_classes
+    if args.base_scale is not None:
+        if family.normalise == "caffe":
+            raise ConfigError(f"--base-scale applies to the OCRNet pipelines; --dataset {family.name} "
+                              "does not resize (use --whole-scale)")
+        family = replace(family, base_scale=tuple(args.base_scale))
     if num_classes != probe_classes:
         model = network.get_segmentation_model(name, num_classes=num_classes, **kwargs)
     fmt = load_weights(model, args.restore_from, args.trust_checkpoint, args.checkpoint_format)
