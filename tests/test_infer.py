@@ -133,3 +133,25 @@ def test_recipe_preprocess_imagenet_and_resize():
     mean, std = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
     np.testing.assert_allclose(x[0, :, 0, 0].numpy(), (np.array([123, 116, 103]) - mean) / std, rtol=1e-5)
     assert P.default_family(network.get_segmentation_model("resnet50_ocr", num_classes=150), 150) == "ade20k"
+
+
+@pytest.mark.slow
+def test_same_labels_as_eval_store_output(ocnet, tmp_path):
+    """eval.py --store-output (the dataset loader + the batch path) is the oracle for infer.py."""
+    import os
+
+    import eval as eval_script
+    from dataset.synthetic import make_synthetic_cityscapes
+    _, ckpt = ocnet
+    root = make_synthetic_cityscapes(str(tmp_path / "data"), n_train=1, n_val=2, n_test=1, size=(40, 72))
+    common = ["--network", "resnet101", "--method", "base_oc_dsn", "--restore-from", ckpt]
+    eval_script.main(common + ["--data-dir", root, "--data-list", os.path.join(root, "val.lst"),
+                               "--input-size", "40,72", "--batch-size", "1", "--num-workers", "0",
+                               "--store-output", "True", "--output-path", str(tmp_path / "eval")])
+    pairs = [line.split("\t") for line in open(os.path.join(root, "val.lst")).read().split("\n") if line]
+    infer.main([os.path.join(root, img) for img, _ in pairs] + common
+               + ["--output-path", str(tmp_path / "infer")])
+    for img, label in pairs:
+        ours = np.asarray(Image.open(tmp_path / "infer" / (os.path.basename(img)[:-4] + "_labelTrainIds.png")))
+        theirs = np.asarray(Image.open(tmp_path / "eval" / (os.path.basename(label.strip())[:-4] + ".png")))
+        np.testing.assert_array_equal(ours, theirs)
