@@ -16,6 +16,7 @@ minutes. ``exporter="dynamo"`` is available (needs ``onnxscript``).
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import torch
@@ -133,7 +134,10 @@ def export_onnx(net, path, size, dynamic=False, opset=MIN_OPSET, exporter="torch
                                                     3: torch.export.Dim("width", min=32)},)
                       if dynamic else None)
     try:
-        with torch.no_grad():
+        # the tracer warns about the models' input checks (constant for the traced size); baked-in
+        # sizes are caught by check_export at a second size instead
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(net, (x,), path, **kwargs)
     except Exception as err:  # the exporters raise many types; name the op when there is one
         op = _op_name(err)
