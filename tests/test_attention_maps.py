@@ -122,7 +122,8 @@ class _TinyOCR(nn.Module):
         self.ocr = SpatialOCR_Module(6, 4, 6, fusion_kernel=1)
 
     def forward(self, feats, aux):
-        return self.ocr.object_context(feats, self.gather(feats, aux)), self.ocr(feats, self.gather(feats, aux))
+        regions = self.gather(feats, aux)
+        return self.ocr.object_context(feats, regions), self.ocr(feats, regions)
 
 
 def test_ocr_regions_and_relation():

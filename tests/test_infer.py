@@ -56,7 +56,7 @@ def test_folder_with_broken_file(ocnet, tmp_path, capsys):
     assert infer.run_main(lambda: infer.main(argv)) == 2          # one file failed -> non-zero
     err = capsys.readouterr().err
     assert "1 of 4 image(s) failed" in err and "broken.jpg" in err
-    for name, mode in (("rgb", "RGB"), ("sub/grey", "L"), ("rgba", "RGBA")):
+    for name in ("rgb", "sub/grey", "rgba"):
         src = Image.open(tmp_path / "in" / f"{name}.png").convert("RGB")
         rgb = np.asarray(src)
         logits = _oracle(model, rgb)
@@ -118,7 +118,8 @@ def test_read_rgb_modes(tmp_path):
     Image.fromarray(grey16).save(tmp_path / "g16.png")
     out = P.read_rgb(str(tmp_path / "g16.png"))
     assert out.shape == (3, 4, 3) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out[..., 0], np.clip(grey16 * 255.0 / grey16.max(), 0, 255).astype(np.uint8))
+    stretched = np.clip(grey16 * 255.0 / grey16.max(), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(out[..., 0], stretched)
     pal = Image.fromarray(np.array([[0, 1]], np.uint8), mode="P")
     pal.putpalette([10, 20, 30, 200, 100, 50])
     pal.save(tmp_path / "p.png")
@@ -152,6 +153,24 @@ def test_same_labels_as_eval_store_output(ocnet, tmp_path):
     infer.main([os.path.join(root, img) for img, _ in pairs] + common
                + ["--output-path", str(tmp_path / "infer")])
     for img, label in pairs:
-        ours = np.asarray(Image.open(tmp_path / "infer" / (os.path.basename(img)[:-4] + "_labelTrainIds.png")))
-        theirs = np.asarray(Image.open(tmp_path / "eval" / (os.path.basename(label.strip())[:-4] + ".png")))
+        stem, label_stem = os.path.basename(img)[:-4], os.path.basename(label.strip())[:-4]
+        ours = np.asarray(Image.open(tmp_path / "infer" / f"{stem}_labelTrainIds.png"))
+        theirs = np.asarray(Image.open(tmp_path / "eval" / f"{label_stem}.png"))
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.slow
+def test_load_weights_mmseg_and_mismatch(tmp_path):
+    from utils.convert import export_state_dict
+    from utils.errors import CheckpointError
+    torch.manual_seed(0)
+    src = network.get_segmentation_model("hrnetv2_w18s_ocr", num_classes=5, preset="mmseg")
+    path = tmp_path / "mmseg.pth"
+    torch.save({"meta": {}, "state_dict": export_state_dict(src, "mmseg")}, path)
+    dst = network.get_segmentation_model("hrnetv2_w18s_ocr", num_classes=5, preset="mmseg")
+    assert P.load_weights(dst, str(path)) == "mmseg"
+    for key, value in src.state_dict().items():
+        torch.testing.assert_close(dst.state_dict()[key], value, rtol=0, atol=0)
+    other = network.get_segmentation_model("hrnetv2_w18s_ocr", num_classes=7, preset="mmseg")
+    with pytest.raises(CheckpointError, match="--num-classes"):
+        P.load_weights(other, str(path))

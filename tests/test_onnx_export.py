@@ -30,7 +30,7 @@ def _abn_formula(x, abn):
                                             (InPlaceABNSync, "none")])
 def test_fold_abn_matches_formula(cls, activation):
     torch.manual_seed(0)
-    holder = nn.Sequential(nn.Identity(), cls(5, activation=activation, slope=0.2 if activation == "leaky_relu" else 0.01))
+    holder = nn.Sequential(nn.Identity(), cls(5, activation=activation, slope=0.2))
     abn = holder[1]
     with torch.no_grad():
         abn.weight.normal_()            # negative weights too: the fold must use |w| + eps

@@ -49,7 +49,8 @@ def test_ocr_figure_and_points_outside(tmp_path, capsys):
     _, ckpt = _checkpoint(tmp_path, "resnet50_ocr", num_classes=21)
     img = _image(tmp_path)
     args = [img, "--network", "resnet50", "--method", "ocr", "--num-classes", "21",
-            "--restore-from", ckpt, "--dataset", "voc", "--base-scale", "64,48", "--output-path", str(tmp_path / "o")]
+            "--restore-from", ckpt, "--dataset", "voc", "--base-scale", "64,48",
+            "--output-path", str(tmp_path / "o")]
     (png,) = V.main(args + ["--grid", "2", "--top-k", "3"])
     assert Image.open(png).height > 3 * PANEL                  # region row + 4 query rows
     argv = args + ["--points", "10,10", "64,5"]

@@ -27,7 +27,7 @@ def heat_colors(values):
 
 def upsample(feature_map, size):
     """(h, w) tensor -> (H, W) float64 array, bilinear (align_corners=False)."""
-    x = torch.as_tensor(feature_map, dtype=torch.float32)[None, None]
+    x = torch.as_tensor(feature_map).detach().float().cpu()[None, None]
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)[0, 0].double().numpy()
 
 

@@ -153,13 +153,15 @@ class AttentionProbe:
             args = self.inputs[name]
             fpoints = [feature_point(x, y, image_hw, args[0].shape[-2:]) for x, y in points]
             if isinstance(module, SelfAttentionBlock2D):
-                kind = (f"pyramid {module.scale}x{module.scale}" if isinstance(module, PyramidSelfAttentionBlock2D)
-                        else f"pool {module.scale}" if module.pool is not None else "full")
-                out.append(BlockAttention(name, kind, ocnet_attention(module, args[0], fpoints),
+                if isinstance(module, PyramidSelfAttentionBlock2D):
+                    kind = f"pyramid {module.scale}x{module.scale}"
+                else:
+                    kind = f"pool {module.scale}" if module.pool is not None else "full"
+                out.append(BlockAttention(name, kind, ocnet_attention(module, args[0], fpoints).cpu(),
                                           {"fpoints": fpoints}))
             elif isinstance(module, SpatialGather_Module):
-                out.append(BlockAttention(name, "regions", soft_regions(module, args[1])))
+                out.append(BlockAttention(name, "regions", soft_regions(module, args[1]).cpu()))
             else:
-                out.append(BlockAttention(name, "relation", ocr_relation(module, *args[:2], fpoints),
+                out.append(BlockAttention(name, "relation", ocr_relation(module, *args[:2], fpoints).cpu(),
                                           {"fpoints": fpoints}))
         return out
