@@ -35,6 +35,9 @@ def build_parser():
     g.add_argument("--save-logits", nargs="?", const="float16", default=None,
                    choices=("float16", "float32"), help="also write the raw logits (C, H, W) as .npy")
     parser.set_defaults(output_path="./infer_output")
+    for action in parser._actions:  # eval's switch; infer.py always writes its outputs
+        if action.dest == "store_output":
+            action.help = argparse.SUPPRESS
     return parser
 
 

@@ -174,3 +174,15 @@ def test_load_weights_mmseg_and_mismatch(tmp_path):
     other = network.get_segmentation_model("hrnetv2_w18s_ocr", num_classes=7, preset="mmseg")
     with pytest.raises(CheckpointError, match="--num-classes"):
         P.load_weights(other, str(path))
+
+
+@pytest.mark.slow
+def test_ocr_checkpoint_of_another_class_count_is_evals_error(tmp_path):
+    torch.manual_seed(0)
+    model = network.get_segmentation_model("hrnetv2_w18s_ocr", num_classes=5)
+    path = tmp_path / "CS_scenes_9.pth"
+    torch.save(model.state_dict(), path)
+    other = network.get_segmentation_model("hrnetv2_w18s_ocr", num_classes=6)
+    with pytest.raises(ValueError, match="does not match the model.*\\n.*shape mismatches"):
+        P.load_weights(other, str(path))
+    assert P.load_weights(model, str(path)) == "ssseg"          # our OCR names are sssegmentation's

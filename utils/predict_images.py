@@ -208,10 +208,11 @@ def load_model(args, log):
 def load_weights(model, path, trust=False, fmt="auto"):
     """Fill ``model`` from a checkpoint in any format the project reads.
 
-    ``CS_scenes_*.pth`` / resume files / plain state_dicts go through
-    :func:`utils.checkpoint.load_checkpoint` (strict, the same one-message error as eval.py);
-    sssegmentation and mmseg files through :func:`utils.convert.import_state_dict` (all tensors
-    must fit). Returns the format used.
+    ``CS_scenes_*.pth`` / resume files / plain state_dicts (and files with sssegmentation names, which
+    are ours) go through :func:`utils.checkpoint.load_checkpoint` (strict, the same one-message error
+    as eval.py); mmseg files (and sssegmentation files with tensors the strict reader refuses, e.g.
+    no ``num_batches_tracked``) through :func:`utils.convert.import_state_dict` (every model tensor
+    must be filled). Returns the format used.
     """
     from utils.checkpoint import load_checkpoint, read_file
     from utils.convert import detect_format, extract_model_state, import_state_dict
@@ -223,8 +224,18 @@ def load_weights(model, path, trust=False, fmt="auto"):
         except ValueError:
             state = None  # not a state_dict: load_checkpoint raises its own error below
         fmt = detect_format(state) if state is not None else "ocnet"
-    if fmt == "ocnet":
-        load_checkpoint(model, path, trust=trust)
+    if fmt in ("ocnet", "ssseg"):  # our names: the strict reader and eval.py's message
+        try:
+            load_checkpoint(model, path, trust=trust)
+            return fmt
+        except ValueError as err:
+            if fmt == "ocnet":
+                raise
+            strict_error = err
+        try:  # a released sssegmentation file may differ only in what the importer tolerates
+            import_state_dict(model, read_file(path, trust), fmt, strict=True)
+        except ValueError:
+            raise strict_error from None
         return fmt
     try:
         import_state_dict(model, read_file(path, trust), fmt, strict=True)
