@@ -119,13 +119,12 @@ def collect_images(inputs):
 
 def read_rgb(path):
     """(H, W, 3) uint8 RGB of any image: grey, RGBA (alpha dropped), palette and 16-bit inputs too."""
-    img = Image.open(path)
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey: stretch to 8 bits
-        arr = np.asarray(img, dtype=np.float64)
-        top = arr.max() if arr.size and arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
-        return np.asarray(img.convert("RGB"))
-    img.close()
+    with Image.open(path) as img:
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey: stretch to 8 bits
+            arr = np.asarray(img, dtype=np.float64)
+            top = arr.max() if arr.size and arr.max() > 255 else 255.0
+            grey = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+            return np.repeat(grey[:, :, None], 3, axis=2)
     return T.read_image(path)
 
 
