@@ -35,7 +35,6 @@ def build_parser():
     options._bool(g, "--dynamic", False, "dynamic batch, height and width")
     options._bool(g, "--upsample", True, "upsample the logits to the input size inside the graph")
     g.add_argument("--opset", type=int, default=X.MIN_OPSET, help=f"ONNX opset (>= {X.MIN_OPSET})")
-    g.add_argument("--exporter", default="torchscript", choices=("torchscript", "dynamo"))
     g.add_argument("--tol", type=float, default=1e-4, help="largest accepted max relative error")
     options._bool(g, "--allow-random-init", False, "export random weights when --restore-from is not given")
     parser.set_defaults(restore_from=None)
@@ -56,7 +55,7 @@ def main(argv=None):
     if not args.restore_from and not args.allow_random_init:
         parser.error("--restore-from is required (or --allow-random-init to export random weights)")
     log = setup_logging()
-    X.require_onnx(args.exporter)
+    X.require_onnx()
     name = options.model_name(args)
     model = network.get_segmentation_model(name, num_classes=args.num_classes, **options.model_kwargs(args))
     if args.restore_from:
@@ -68,7 +67,7 @@ def main(argv=None):
     folded = X.fold_abn(model)
     net = X.Deployable(model, upsample=args.upsample).eval()
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    X.export_onnx(net, args.output, args.input_size, args.dynamic, args.opset, args.exporter)
+    X.export_onnx(net, args.output, args.input_size, args.dynamic, args.opset)
     log.info(f"wrote {args.output} (opset {args.opset}, {folded} norm layers folded, "
              f"{'dynamic' if args.dynamic else 'fixed'} H/W)")
     with torch.no_grad():
