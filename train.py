@@ -25,6 +25,7 @@ from utils.parallel import wrap_parallel
 from utils.resume import load_resume, restore_resume, rng_state, save_resume
 from utils.sampler import IterationSampler, PositionSeeded
 from utils.schedule import adjust_learning_rate
+from utils.visualize import log_training_images
 
 TB_EVERY = 100  # faithful: the original wrote TensorBoard scalars every 100 iterations
 LOG_EVERY = 10
@@ -210,6 +211,9 @@ def _train(args, runtime, log):
             if it % LOG_EVERY == 0 or it == args.num_steps - 1:
                 log.info(f"iter = {it} of {args.num_steps} completed, loss = {loss_value:.4f}, "
                          f"lr = {lr:.3e}, {time.time() - tic:.1f}s")
+            log_training_images(writer, it, args.save_pred_every if args.image_every is None
+                                else args.image_every, images, labels, preds, args.dataset,
+                                args.save_num_images)
             if writer is not None and it % TB_EVERY == 0:
                 writer.add_scalar("learning_rate", lr, it)
                 writer.add_scalar("loss", loss_value, it)

@@ -150,6 +150,7 @@ ocnet_main() {
 
     "$PYTHON" -c "import json, sys; r = json.load(open(sys.argv[1])); print('[%s] final val mIoU over the %d classes present: %.4f (all 19 classes: %.4f)' % (sys.argv[2], len(r['present']), r['mIoU_present'], r['mIoU']))" \
         "./visualize/${TAG}_val/results.json" "$(basename "$0")"
+    if [ "$DEMO" -eq 1 ]; then ocnet_demo_infer; fi
 }
 
 # ocnet_eval LIST NAME: eval.py on a labelled list (the original's eval calls, plus the missing --data-dir).
@@ -159,4 +160,19 @@ ocnet_eval() {
         --data-dir "$DATA_DIR" --data-list "$1" --dataset cityscapes_train --input-size "$EVAL_SIZE" \
         --num-workers "$NUM_WORKERS" --output-path "./visualize/${TAG}_$2" --store-output False \
         --predict-choice whole --whole-scale 1 --log-file "./log/log_test/log_${TAG}_$2"
+}
+
+# ocnet_demo_infer: infer.py on the first two demo test images with the demo checkpoint; prints where
+# the overlays are (README, "Inference, attention maps and export").
+ocnet_demo_infer() {
+    out=./visualize/${TAG}_infer
+    first=$(sed -n 1p "$TEST_LIST" | cut -f1)
+    second=$(sed -n 2p "$TEST_LIST" | cut -f1)
+    ocnet_log "infer.py on two demo images -> $out"
+    "$PYTHON" infer.py "$DATA_DIR/$first" "$DATA_DIR/$second" --network "$NETWORK" --method "$METHOD" \
+        --restore-from "$CKPT" --output-path "$out" --device cpu || ocnet_die "infer.py failed"
+    for image in "$first" "$second"; do
+        name=$(basename "$image" .png)
+        ocnet_log "overlay: $out/${name}_overlay.png"
+    done
 }

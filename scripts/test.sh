@@ -16,7 +16,7 @@ if [ "${1:-}" = "--quick" ]; then
     shift
 fi
 ocnet_python
-if ! "$PYTHON" -c "import os, sys, sysconfig, pytest; d = sysconfig.get_path('scripts'); sys.exit(not all(os.path.exists(os.path.join(d, t)) for t in ('shellcheck', 'hadolint')))" >/dev/null 2>&1; then
+if ! "$PYTHON" -c "import os, sys, sysconfig, pytest, onnx, onnxruntime; d = sysconfig.get_path('scripts'); sys.exit(not all(os.path.exists(os.path.join(d, t)) for t in ('shellcheck', 'hadolint')))" >/dev/null 2>&1; then
     ocnet_log "installing requirements-dev.txt"
     "$PYTHON" -m pip install --disable-pip-version-check -q -r requirements-dev.txt || ocnet_die "pip install -r requirements-dev.txt failed"
 fi

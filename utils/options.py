@@ -135,6 +135,25 @@ def _checkpoint_group(parser):
           "zero the last BN weight of every bottleneck before training (not in the paper; from-scratch demo)")
 
 
+def _non_negative_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
+    return number
+
+
+def _image_log_group(parser):
+    """TensorBoard image grids of the training batch (input, ground truth, prediction)."""
+    g = parser.add_argument_group("image logs")
+    g.add_argument("--save-num-images", type=_non_negative_int, default=2,
+                   help="samples of the batch in the TensorBoard image grid (0: no image logs)")
+    g.add_argument("--image-every", type=_non_negative_int, default=None,
+                   help="log the image grid every N iterations (default: --save-pred-every)")
+
+
 def _test_group(parser, mode):
     g = parser.add_argument_group("inference")
     _bool(g, "--use-flip", False, "average with the horizontally flipped pass")
@@ -167,6 +186,8 @@ def _legacy_group(parser):
                           ("--ohem-thres2", 0.5), ("--pair-weight", 1.0), ("--start-epochs", 0),
                           ("--end-epochs", 120), ("--save-epoch", 20), ("--criterion", "ce"),
                           ("--use-val", None), ("--use-extra", None)):
+        if flag in parser._option_string_actions:  # a real flag in this mode (--save-num-images)
+            continue
         g.add_argument(flag, default=default, help=argparse.SUPPRESS)
 
 
@@ -184,6 +205,7 @@ def build_parser(mode="train"):
         _optim_group(parser)
         _loss_group(parser)
         _checkpoint_group(parser)
+        _image_log_group(parser)
     else:
         _test_group(parser, mode)
     _runtime_group(parser)

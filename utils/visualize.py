@@ -7,6 +7,7 @@
 * ``get_voc_palette(n)``: the PASCAL-VOC bit-interleaving colormap that generate_submit.py attaches
   to its labelId PNGs. # faithful: purely cosmetic; the server reads the pixel values.
 * ``trainid_to_labelid`` / ``labelid_to_trainid``: re-exported from ``dataset.labels`` (one table).
+* ``log_training_images``: the TensorBoard image grid of train.py (input, ground truth, prediction).
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ __all__ = [
     "NUM_CLASSES",
     "get_palette",
     "get_voc_palette",
+    "denormalize",
+    "log_training_images",
+    "training_image_grid",
     "labelid_to_trainid",
     "save_palette_png",
     "trainid_to_labelid",
@@ -62,3 +66,59 @@ def save_palette_png(array, path, palette=None):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     img.save(path)
     return path
+
+
+# --------------------------------------------------------------------------- training image logs
+# The datasets that feed the network with the original Caffe normalisation (RGB minus the BGR
+# means, no std); every other registry dataset uses the ImageNet mean/std of the OCRNet recipe.
+CAFFE_DATASETS = ("cityscapes_train", "cityscapes_test")
+
+
+def denormalize(image_chw, dataset):
+    """A normalised (3, H, W) network input of ``dataset`` back to (H, W, 3) uint8 RGB."""
+    from dataset.seg_transforms import IMAGENET_MEAN, IMAGENET_STD
+    from dataset.transforms import CAFFE_MEAN
+    img = np.asarray(image_chw, dtype=np.float64).transpose(1, 2, 0)     # (H, W, 3)
+    if dataset in CAFFE_DATASETS:
+        img = img + np.asarray(CAFFE_MEAN)
+    else:
+        img = img * np.asarray(IMAGENET_STD) + np.asarray(IMAGENET_MEAN)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def dataset_palette(dataset):
+    """(256, 3) uint8 colours: the Cityscapes palette for the Cityscapes datasets, else VOC's."""
+    flat = get_palette() if dataset.startswith("cityscapes") else get_voc_palette()
+    return np.asarray(flat, dtype=np.uint8).reshape(-1, 3)
+
+
+def training_image_grid(images, labels, logits, dataset, num_images=2):
+    """(rows * H, 3 * W, 3) uint8 grid: one row per sample (at most ``num_images``) with the input
+    (de-normalised), the ground truth and the prediction (argmax of ``logits``, upsampled
+    bilinearly to the label size) in the dataset palette; ignored pixels (255) keep colour 255."""
+    import torch.nn.functional as F
+    n = min(int(num_images), images.shape[0])
+    labels = labels[:n].detach().long().cpu().numpy()                    # (n, H, W)
+    logits = logits[:n].detach().float()
+    if tuple(logits.shape[-2:]) != labels.shape[-2:]:
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=True)
+    preds = logits.argmax(1).cpu().numpy()                               # (n, H, W)
+    palette = dataset_palette(dataset)
+    rows = []
+    for i in range(n):
+        gt = palette[np.clip(labels[i], 0, 255)]
+        rows.append(np.concatenate([denormalize(images[i].detach().float().cpu().numpy(), dataset), gt,
+                                    palette[preds[i]]], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def log_training_images(writer, step, every, images, labels, outputs, dataset, num_images):
+    """TensorBoard image ``train/input_gt_pred`` every ``every`` steps (none without a writer or
+    with ``num_images`` 0). ``outputs`` is the model output (the main head is taken). Returns
+    whether it logged."""
+    if writer is None or num_images <= 0 or every <= 0 or step % every:
+        return False
+    from network import main_output
+    grid = training_image_grid(images, labels, main_output(outputs), dataset, num_images)
+    writer.add_image("train/input_gt_pred", grid, step, dataformats="HWC")
+    return True
