@@ -210,55 +210,57 @@ def _run(args, runtime, log):
     last_good = (start, [resume_path]) if resume_path else None
     lrs = {}
     status = 0
-    with StopRequest() as stop:
-        for it, (images, labels, _, _) in zip(range(start, args.num_steps), loader):
-            lr = lrs[it] = adjust_learning_rate(optimizer, it, args)
-            images = images.to(runtime.device, non_blocking=True)      # (N, 3, H, W)
-            labels = labels.long().to(runtime.device, non_blocking=True)  # (N, H, W)
-            with autocast():
-                preds = model(images)
-                loss = criterion(preds, labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            monitor.update(loss, it)  # device work only: no host synchronisation here
-            bar.update(1)
-            last = it >= args.num_steps - 1
-            save_now = last or it % args.save_pred_every == 0
-            local_stop = stop.requested and not runtime.distributed  # a Python flag: no collective
-            if not (save_now or local_stop or it % LOG_EVERY == 0):
-                continue
-            state = monitor.sync(stop.requested, runtime)
-            if state.first_bad >= 0:
-                raise DivergenceError(divergence_message(args, state.first_bad, state.bad_loss,
-                                                         lrs.get(state.first_bad, lr), last_good))
-            lrs = {}
-            bar.set_postfix(loss=f"{state.loss:.4f}", lr=f"{lr:.2e}")
-            skipped = f", {state.skipped} steps skipped by GradScaler" if state.skipped else ""
-            log.info(f"iter = {it} of {args.num_steps} completed, loss = {state.loss:.4f} "
-                     f"(mean since last log {state.window_loss:.4f}{skipped}), lr = {lr:.3e}, "
-                     f"{time.time() - tic:.1f}s")
-            if writer is not None and it % TB_EVERY == 0:
-                writer.add_scalar("learning_rate", lr, it)
-                writer.add_scalar("loss", state.loss, it)
-            # faithful: CS_scenes_<num_steps>.pth at the last iteration, and CS_scenes_<i> when
-            # i % save_pred_every == 0 (so CS_scenes_0 holds the weights after the first step).
-            if last:
-                paths = save_all(args, runtime, model, optimizer, scaler, args.num_steps, args.num_steps)
-                log.info(f"saved {snapshot_path(args.snapshot_dir, args.num_steps)}")
-            elif save_now:
-                paths = save_all(args, runtime, model, optimizer, scaler, it, it + 1)
-                last_good = (it + 1, paths)
-            if state.stop and not last:
-                if not save_now:
-                    paths = save_all(args, runtime, model, optimizer, scaler, it, it + 1, snapshot=False)
-                log.warning(f"stopped after iteration {it} (resume.pth written); continue with --resume auto")
-                status = stop.exit_status or EXIT_SIGTERM  # a rank told by another one
-                break
-    bar.close()
-    if writer is not None:
-        writer.close()
+    try:
+        with StopRequest() as stop:
+            for it, (images, labels, _, _) in zip(range(start, args.num_steps), loader):
+                lr = lrs[it] = adjust_learning_rate(optimizer, it, args)
+                images = images.to(runtime.device, non_blocking=True)      # (N, 3, H, W)
+                labels = labels.long().to(runtime.device, non_blocking=True)  # (N, H, W)
+                with autocast():
+                    preds = model(images)
+                    loss = criterion(preds, labels)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                monitor.update(loss, it)  # device work only: no host synchronisation here
+                bar.update(1)
+                last = it >= args.num_steps - 1
+                save_now = last or it % args.save_pred_every == 0
+                local_stop = stop.requested and not runtime.distributed  # a Python flag: no collective
+                if not (save_now or local_stop or it % LOG_EVERY == 0):
+                    continue
+                state = monitor.sync(stop.requested, runtime)
+                if state.first_bad >= 0:
+                    raise DivergenceError(divergence_message(args, state.first_bad, state.bad_loss,
+                                                             lrs.get(state.first_bad, lr), last_good))
+                lrs = {}
+                bar.set_postfix(loss=f"{state.loss:.4f}", lr=f"{lr:.2e}")
+                skipped = f", {state.skipped} steps skipped by GradScaler" if state.skipped else ""
+                log.info(f"iter = {it} of {args.num_steps} completed, loss = {state.loss:.4f} "
+                         f"(mean since last log {state.window_loss:.4f}{skipped}), lr = {lr:.3e}, "
+                         f"{time.time() - tic:.1f}s")
+                if writer is not None and it % TB_EVERY == 0:
+                    writer.add_scalar("learning_rate", lr, it)
+                    writer.add_scalar("loss", state.loss, it)
+                # faithful: CS_scenes_<num_steps>.pth at the last iteration, and CS_scenes_<i> when
+                # i % save_pred_every == 0 (so CS_scenes_0 holds the weights after the first step).
+                if last:
+                    paths = save_all(args, runtime, model, optimizer, scaler, args.num_steps, args.num_steps)
+                    log.info(f"saved {snapshot_path(args.snapshot_dir, args.num_steps)}")
+                elif save_now:
+                    paths = save_all(args, runtime, model, optimizer, scaler, it, it + 1)
+                    last_good = (it + 1, paths)
+                if state.stop and not last:
+                    if not save_now:
+                        save_all(args, runtime, model, optimizer, scaler, it, it + 1, snapshot=False)
+                    log.warning(f"stopped after iteration {it} (resume.pth written); continue with --resume auto")
+                    status = stop.exit_status or EXIT_SIGTERM  # a rank told by another one
+                    break
+    finally:  # the bar ends its line before any ERROR message
+        bar.close()
+        if writer is not None:
+            writer.close()
     return status
 
 

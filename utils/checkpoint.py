@@ -81,7 +81,9 @@ def read_file(path, trust=False, what="checkpoint"):
     except MemoryError:
         raise
     except pickle.UnpicklingError as err:
-        if not trust and "weights only load failed" in str(err).lower():
+        with open(path, "rb") as handle:
+            looks_like_checkpoint = handle.read(4).startswith((_ZIP_MAGIC, _PICKLE_MAGIC))
+        if not trust and looks_like_checkpoint and "weights only load failed" in str(err).lower():
             found = re.search(r"GLOBAL (\S+)", str(err))
             raise CheckpointError(
                 f"{what} {path}: refused: it stores Python objects"
