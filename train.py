@@ -257,6 +257,11 @@ def _run(args, runtime, log):
                     log.warning(f"stopped after iteration {it} (resume.pth written); continue with --resume auto")
                     status = stop.exit_status or EXIT_SIGTERM  # a rank told by another one
                     break
+    except (RuntimeError, OSError) as err:  # DDP's own all-reduce in backward when a peer died
+        lost = distributed.peer_lost(err, runtime, "the training step")
+        if lost is None:
+            raise
+        raise lost from err
     finally:  # the bar ends its line before any ERROR message
         bar.close()
         if writer is not None:

@@ -106,6 +106,7 @@ def all_tensors_finite(obj):
     return True
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_one_message_and_writes_nothing_nonfinite(data, tmp_path):
     snap = tmp_path / "snap"
     res = run_cli(tiny_argv(data, snap, "--learning-rate", "1e30", "--num-steps", "8", "--save-pred-every", "1"))
@@ -195,3 +196,52 @@ def test_broken_resume_files_are_one_message(data, tmp_path, capsys, monkeypatch
     torch.save({"x": open}, resume)  # a pickled builtin: refused, never called
     res = run_in_process(tiny_argv(data, snap, "--num-steps", "2", "--resume", "auto"), capsys, monkeypatch)
     one_error(res, "refused: it stores Python objects (io.open)", "--trust-checkpoint True")
+
+
+def _rank_pid(agent_pid, rank):
+    """The pid of torchrun's worker with RANK=<rank> (a child of the agent)."""
+    children = []
+    for task in os.listdir(f"/proc/{agent_pid}/task"):
+        children += open(f"/proc/{agent_pid}/task/{task}/children").read().split()
+    for pid in children:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        if f"RANK={rank}".encode() in env:
+            return int(pid)
+    raise AssertionError(f"no worker with RANK={rank} among {children}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+def test_dead_or_frozen_ddp_rank_stops_the_other_within_the_timeout(data, tmp_path, how):
+    """torchrun, 2 CPU processes (gloo). Rank 1 is killed (kill -9) or frozen (SIGSTOP: alive but silent,
+    which torchrun cannot see) mid-training: rank 0 stops with one message within --dist-timeout (plus
+    slack), the job exits non-zero, and the last resume file is intact."""
+    timeout = 10
+    snap, log = tmp_path / "snap", tmp_path / "ddp.log"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", TINY,
+           *tiny_argv(data, snap, "--num-steps", "1000000", "--save-pred-every", "20", "--dist-timeout",
+                      str(timeout))]
+    with open(log, "w") as out:  # --standalone: torchrun picks a free port itself (no race)
+        agent = subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    rank1 = None
+    try:
+        _wait_for(log, "iter = 40 of", agent, timeout=180)
+        rank1 = _rank_pid(agent.pid, 1)
+        start = time.time()
+        os.kill(rank1, signal.SIGKILL if how == "kill" else signal.SIGSTOP)
+        _wait_for(log, "ERROR: rank 0: ", agent, timeout=timeout + 60)
+        assert time.time() - start < timeout + 45
+        if how == "freeze":
+            os.kill(rank1, signal.SIGKILL)  # torchrun would wait 30 s more for the frozen one
+        assert agent.wait(timeout=120) != 0
+    finally:
+        if agent.poll() is None:
+            os.killpg(agent.pid, signal.SIGKILL)  # our own torchrun and its workers
+            agent.wait()
+    text = open(log).read()
+    assert "Another process died or stopped answering" in text and "restart the job with --resume auto" in text
+    assert "[rank0]: Traceback" not in text
+    state = torch.load(snap / "resume.pth", weights_only=True)
+    assert state["iteration"] % 20 == 1 and len(state["rng"]) == 2 and all_tensors_finite(state)
+    assert not [p for p in os.listdir(snap) if ".tmp" in p]

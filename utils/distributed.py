@@ -97,16 +97,37 @@ def cleanup():
         dist.destroy_process_group()
 
 
+_PEER_MARKERS = ("gloo", "NCCL", "nccl", "Connection reset", "Connection closed", "Broken pipe", "timed out",
+                 "Timed out")
+
+
+def peer_lost(err, runtime, what):
+    """The PeerLostError for ``err`` when it is a failed/timed-out collective under torchrun, else None.
+
+    Covers our own collectives and those inside DistributedDataParallel's backward.
+    """
+    if not runtime.distributed or isinstance(err, OCNetError):
+        return None
+    text = str(err).strip()
+    if not (isinstance(err, dist.DistError) or any(marker in text for marker in _PEER_MARKERS)):
+        return None
+    first = text.splitlines()[0] if text else type(err).__name__
+    first = first if len(first) <= 160 else first[:157] + "..."
+    return PeerLostError(
+        f"rank {runtime.rank}: {what} across the {runtime.world_size} processes failed ({first}). Another "
+        "process died or stopped answering (see its own message; --dist-timeout bounds the wait). The last "
+        "resume file is intact: restart the job with --resume auto.")
+
+
 def _collective(name, runtime, call, *args, **kwargs):
     """Run a collective; a dead or silent peer becomes PeerLostError (one message, no traceback)."""
     try:
         return call(*args, **kwargs)
     except (RuntimeError, OSError) as err:  # DistBackendError / DistNetworkError / gloo timeouts
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise PeerLostError(
-            f"rank {runtime.rank}: {name} across the {runtime.world_size} processes failed ({first}). "
-            "Another process died or stopped answering (see its own message; --dist-timeout bounds the "
-            "wait). The last resume file is intact: restart the job with --resume auto.") from err
+        lost = peer_lost(err, runtime, name)
+        if lost is None:
+            raise
+        raise lost from err
 
 
 def barrier(runtime):
