@@ -191,8 +191,7 @@ def _run(args, runtime, log):
     if resume_state is not None:
         start = restore_resume(resume_state, model, optimizer, scaler, runtime.rank)
         log.info(f"resumed from {resume_path} at iteration {start}")
-    monitor = LoopMonitor(list(model.parameters()) + list(model.buffers()), runtime.device,
-                          check_loss=not scaler.is_enabled())
+    monitor = LoopMonitor(model, runtime.device, check_loss=not scaler.is_enabled())
     model, criterion = wrap_parallel(model, criterion, runtime)
     mode = (f"DDP, {runtime.world_size} processes" if runtime.distributed else
             f"DataParallel over GPUs {list(runtime.dp_devices)}" if runtime.dp_devices else "1 process")

@@ -67,3 +67,13 @@ def test_stop_request_records_the_signal():
         with StopRequest() as stop:
             os.kill(os.getpid(), sig)
             assert stop.requested and stop.exit_status == status
+
+
+def test_a_model_source_follows_replaced_buffers():
+    model = torch.nn.BatchNorm1d(3)
+    mon = LoopMonitor(model, CPU.device)
+    assert len(mon.tensors) == 4  # weight, bias, running_mean, running_var (not num_batches_tracked)
+    model.running_var = torch.full((3,), float("nan"))  # a new tensor object, as some .to() calls make
+    mon.sync(False, CPU)  # refreshes the list
+    mon.update(torch.tensor(1.0), 7)
+    assert mon.sync(False, CPU).first_bad == 7

@@ -63,20 +63,27 @@ class LoopMonitor:
     """Device-side finiteness flag and loss statistics of the training loop.
 
     Args:
-        tensors: the parameters and floating buffers to check after each step.
+        source: the model (its parameters and floating buffers are checked; the list is refreshed at
+            every sync, so a later ``.to()`` that replaces buffers is followed), or a list of tensors.
         device: where the statistics live (the training device).
         check_loss: a non-finite loss is a divergence (True without AMP's GradScaler; with it, the
             scaler skips such steps, so only the parameters are checked and the skips are counted).
     """
 
-    def __init__(self, tensors, device, check_loss=True):
-        self.tensors = [t for t in tensors if t.is_floating_point() and t.numel() > 0]
+    def __init__(self, source, device, check_loss=True):
+        self.source = source
+        self._collect()
         self.check_loss = check_loss
         self.device = device
         self.first_bad = torch.full((), _NO_BAD, dtype=torch.int64, device=device)
         self.bad_loss = torch.zeros((), dtype=torch.float64, device=device)
         self.window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, count, skipped
         self.loss = torch.zeros((), dtype=torch.float64, device=device)
+
+    def _collect(self):
+        tensors = (list(self.source.parameters()) + list(self.source.buffers())
+                   if isinstance(self.source, torch.nn.Module) else list(self.source))
+        self.tensors = [t for t in tensors if t.is_floating_point() and t.numel() > 0]
 
     @torch.no_grad()
     def update(self, loss, iteration):
@@ -112,4 +119,5 @@ class LoopMonitor:
                             window_loss=window_sum / window_n if window_n else float("nan"),
                             skipped=int(skipped))
         self.window.zero_()
+        self._collect()
         return result
