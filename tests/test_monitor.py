@@ -77,3 +77,12 @@ def test_a_model_source_follows_replaced_buffers():
     mon.sync(False, CPU)  # refreshes the list
     mon.update(torch.tensor(1.0), 7)
     assert mon.sync(False, CPU).first_bad == 7
+
+
+def test_minus_inf_is_caught_and_large_finite_values_are_not():
+    ps = [torch.tensor([1e30, -1e30, 3e37]), torch.tensor([2.0, -3.0])]
+    mon = LoopMonitor(ps, CPU.device)
+    mon.update(torch.tensor(1.0), 0)
+    ps[1][1] = float("-inf")
+    mon.update(torch.tensor(1.0), 1)
+    assert mon.sync(False, CPU).first_bad == 1

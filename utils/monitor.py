@@ -3,8 +3,8 @@
 
 * :class:`StopRequest`: SIGINT / SIGTERM set a flag; the loop saves ``resume.pth`` at the next
   iteration boundary and exits 130 / 143. A second SIGINT interrupts at once.
-* :class:`LoopMonitor`: per step it only queues device work: an ``isfinite`` of the loss and of the
-  max-abs (infinity norm) of every parameter and floating buffer after the optimizer step, folded
+* :class:`LoopMonitor`: per step it only queues device work: an ``isfinite`` of the loss and of one
+  reduction (sum / L1 norm) of every parameter and floating buffer after the optimizer step, folded
   into "the first bad iteration", and a running sum of the loss. :meth:`LoopMonitor.sync` reads it all
   back with ONE host transfer (plus ONE all-reduce under torchrun, which also carries the stop flags),
   and the loop calls it only every ``LOG_EVERY`` iterations and before every save.
@@ -89,8 +89,14 @@ class LoopMonitor:
     def update(self, loss, iteration):
         """Record iteration ``iteration`` (call after optimizer.step()); queues device work only."""
         loss = loss.detach().to(torch.float64)
-        norms = torch._foreach_norm(self.tensors, float("inf"))  # max |x| per tensor; NaN propagates
-        ok = torch.isfinite(torch.stack([n.float() for n in norms])).all()
+        # One reduction per tensor whose result is NaN/inf iff the tensor holds NaN/inf (or values so
+        # large, |x| summing past ~3e38, that the next forward overflows anyway): on CUDA one multi-tensor
+        # L1 norm (a few launches), on the CPU plain sums (no launch cost; the L1/inf norms are slower).
+        if self.tensors and self.tensors[0].is_cuda:
+            sums = torch._foreach_norm(self.tensors, 1)
+        else:
+            sums = [t.sum() for t in self.tensors]
+        ok = torch.isfinite(torch.stack([s.float() for s in sums])).all()
         loss_ok = torch.isfinite(loss)
         if self.check_loss:
             ok = ok & loss_ok
