@@ -1,10 +1,19 @@
-"""train.py: model/weights setup rules (the loop itself is covered by test_resume.py and test_scripts.py)."""
+"""train.py: model/weights setup rules, and the failures of a run through the real command line (a
+subprocess where the message and the exit status matter): divergence, interrupts, the snapshot-dir lock,
+leftover temporary files, broken resume files, a dead or frozen DDP rank. Exact resume: test_resume.py."""
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
+import network
 import train
+from dataset.synthetic import make_synthetic_cityscapes
 from network.resnet import Bottleneck
 from utils.options import parse_args
 
@@ -49,15 +58,6 @@ def test_unknown_method_lists_the_valid_names(tmp_path):
 
 # --- the real command line in a subprocess (message and exit status matter) -------------------------
 # The tiny model of tests/tiny_train.py: the model does not matter for these failures.
-import os  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import network  # noqa: E402
-from dataset.synthetic import make_synthetic_cityscapes  # noqa: E402
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "tests", "tiny_train.py")
 
