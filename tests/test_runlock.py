@@ -35,3 +35,16 @@ def test_release_lets_the_next_run_in(tmp_path):
     first = SnapshotDirLock(str(tmp_path / "new")).acquire()  # creates the folder
     first.release()
     SnapshotDirLock(str(tmp_path / "new")).acquire().release()
+
+
+def test_a_filesystem_without_locks_warns_and_runs(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+    import logging
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level(logging.WARNING, logger="ocnet"):
+        SnapshotDirLock(str(tmp_path)).acquire().release()
+    assert "cannot lock" in caplog.text and "No locks available" in caplog.text

@@ -6,6 +6,7 @@ however it ends (kill -9 included), so a stale lock file never blocks a new run.
 holds it (pid, host, start time, command line) so that a refused run can name the other process.
 """
 import fcntl
+import logging
 import os
 import shlex
 import socket
@@ -30,7 +31,7 @@ class SnapshotDirLock:
         handle = open(self.path, "a+")  # never truncate before we hold the lock
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:  # EWOULDBLOCK: another process holds it
             handle.seek(0)
             holder = handle.read().strip() or "unknown process"
             handle.close()
@@ -38,6 +39,12 @@ class SnapshotDirLock:
                 f"--snapshot-dir {self.directory} is in use by another training ({holder}). Wait for it "
                 "to finish, stop it (it writes resume.pth; continue later with --resume auto), or use "
                 "another --snapshot-dir.") from None
+        except OSError as err:  # a filesystem without locks (some network mounts): warn, run unlocked
+            handle.close()
+            logging.getLogger("ocnet").warning(
+                f"WARNING: cannot lock {self.path} ({err.strerror}); a second training on this "
+                "--snapshot-dir would not be detected")
+            return self
         handle.seek(0)
         handle.truncate()
         command = " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable)] + sys.argv)
