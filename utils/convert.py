@@ -176,8 +176,8 @@ def import_state_dict(model, state, fmt="auto", strict=False):
     """Load ``state`` (a raw state_dict in format ``fmt``) into ``model``; returns a report.
 
     Every tensor whose renamed key exists in the model with the same shape is copied; the rest is
-    listed in the report. With ``strict=True`` a CheckpointError (a ValueError) carrying the report is raised unless
-    every model tensor was filled.
+    listed in the report. With ``strict=True`` a CheckpointError (a ValueError) carrying the report
+    is raised unless every model tensor was filled.
     """
     state = extract_model_state(state)  # a no-op on a state_dict that read_checkpoint returned
     if fmt == "auto":
