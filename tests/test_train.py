@@ -245,3 +245,26 @@ def test_dead_or_frozen_ddp_rank_stops_the_other_within_the_timeout(data, tmp_pa
     state = torch.load(snap / "resume.pth", weights_only=True)
     assert state["iteration"] % 20 == 1 and len(state["rng"]) == 2 and all_tensors_finite(state)
     assert not [p for p in os.listdir(snap) if ".tmp" in p]
+
+
+def test_the_loop_reads_device_values_only_every_log_every_steps(data, tmp_path, monkeypatch):
+    """Host reads (item / tolist / float / bool / int of a tensor) made by train.py or utils/monitor.py
+    themselves: one for the start-up agreement, then one per sync point (iterations 0, 10, 20 and the
+    last, 24): none per iteration. (On a GPU each of these is a device synchronisation.)"""
+    from tiny_train import TinySeg
+    monkeypatch.setitem(network.NETWORKS, "tiny_seg", TinySeg)
+    watched = {os.path.abspath(train.__file__), os.path.join(ROOT, "utils", "monitor.py")}
+    reads = []
+    for name in ("item", "tolist", "__float__", "__bool__", "__int__"):
+        real = getattr(torch.Tensor, name)
+
+        def counting(self, *a, _real=real, _name=name, **k):
+            caller = sys._getframe(1).f_code.co_filename
+            if os.path.abspath(caller) in watched:
+                reads.append((_name, os.path.basename(caller), sys._getframe(1).f_lineno))
+            return _real(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    assert train.main(tiny_argv(data, tmp_path / "s", "--num-steps", "25", "--save-pred-every", "1000")) == 0
+    monkeypatch.undo()
+    assert sum(1 for name, _, _ in reads if name == "tolist") == 4, reads  # LoopMonitor.sync
+    assert len(reads) == 5, reads
