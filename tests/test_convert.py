@@ -34,7 +34,7 @@ def _ssseg_state(backbone, seed=0):
 
 
 def _mmseg_head_shapes(cin, aux_in, aux_ch, aux_k, k):
-    """mmseg OCRNet head names (spec §4.2: FCNHead decode_head.0 + OCRHead decode_head.1)."""
+    """mmseg OCRNet head names (FCNHead decode_head.0 + OCRHead decode_head.1)."""
     def cm(prefix, i, o, ks=1):   # ConvModule: conv (no bias) + bn
         return {f"{prefix}.conv.weight": (o, i, ks, ks), **{f"{prefix}.bn.{n}": (o,) for n in (
             "weight", "bias", "running_mean", "running_var")}, f"{prefix}.bn.num_batches_tracked": ()}

@@ -1,5 +1,5 @@
 # New (no original counterpart): checkpoint importers for OCRNet (sssegmentation, mmseg) and the
-# original OCNet.pytorch snapshots. Key layouts from OCRNET_SPEC §4. MIT License.
+# original OCNet.pytorch snapshots. Key layouts read from the sssegmentation and mmseg model definitions. MIT License.
 """Import released OCRNet / OCNet weights into our models, and export ours under their names.
 
 Formats (``detect_format``):
@@ -12,7 +12,7 @@ Formats (``detect_format``):
 * ``ocnet``  -- OCNet.pytorch ``CS_scenes_<iter>.pth``: a plain state_dict of our OCNet names,
   possibly with a DataParallel ``module.`` prefix.
 
-Tensors that cannot transfer between head presets (spec §4.2): the fusion conv (3x3 sssegmentation
+Tensors that cannot transfer between head presets: the fusion conv (3x3 sssegmentation
 vs 1x1 mmseg) and the aux conv (3x3 -> 512 vs 3x3 -> 256 / 1x1 -> C_in). They are reported as
 "did not fit" with the reason; build the model with the matching ``preset`` to load them.
 """
