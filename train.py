@@ -5,10 +5,13 @@
         --batch-size 8 --num-steps 40000 --restore-from ./pretrained_model/resnet101-imagenet.pth
     torchrun --nproc_per_node=4 train.py --gpu 0,1,2,3 ...      # DDP, --batch-size stays global
     python train.py ... --resume auto                            # continue exactly after a stop
+
+Exit status (through ``run_main``): 0 when done; 2 with one ``ERROR:`` message for a user error or a
+diverging run (nothing non-finite is ever written); 130 / 143 after Ctrl-C / SIGTERM once ``resume.pth``
+is written.
 """
 import os
 import random
-import signal
 import sys
 import time
 
@@ -18,50 +21,31 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from utils import distributed
-from utils.checkpoint import CSAIL_URL, load_checkpoint, load_pretrained, save_snapshot
-from utils.logger import run_main, setup_logging, summary_writer
+from utils.checkpoint import load_checkpoint, remove_stale_temps, save_snapshot, snapshot_path
+from utils.cli import EXIT_SIGTERM, run_main
+from utils.errors import DivergenceError, MissingFileError, OCNetError
+from utils.logger import setup_logging, summary_writer
+from utils.monitor import LoopMonitor, StopRequest
 from utils.options import model_kwargs, model_name, parse_args, print_args
 from utils.parallel import wrap_parallel
-from utils.resume import load_resume, restore_resume, rng_state, save_resume
+from utils.pretrained import CSAIL_URL, load_pretrained
+from utils.resume import RESUME_NAME, load_resume, resolve_resume, restore_resume, rng_state, save_resume
+from utils.runlock import SnapshotDirLock
 from utils.sampler import IterationSampler, PositionSeeded
 from utils.schedule import adjust_learning_rate
 from utils.visualize import log_training_images
 
 TB_EVERY = 100  # faithful: the original wrote TensorBoard scalars every 100 iterations
-LOG_EVERY = 10
+LOG_EVERY = 10  # the loop reads the loss / finiteness flag (and, under torchrun, agrees on a stop) this often
 
 
-class StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop saves a resume file at the next iteration boundary.
-    A second SIGINT interrupts immediately."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def _handler(self, signum, frame):
-        self.requested = True
-        signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handler)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        return False
-
-
-def build_model(args, log):
+def build_model(args, log, resumed=False):
+    """The model, initialised from ImageNet (--start-iters 0), a full model (--start-iters > 0) or,
+    when ``resumed``, left for the resume file to fill."""
     import network
     model = network.get_segmentation_model(model_name(args), num_classes=args.num_classes,
                                            **model_kwargs(args))
-    if args.resume:
+    if resumed:
         return model  # weights come from the resume file
     if args.zero_init_residual:
         from network.resnet import Bottleneck
@@ -78,7 +62,7 @@ def build_model(args, log):
             log.warning(f"WARNING: --restore-from {path!r} not found: training from RANDOM init "
                         "(results will be far below the paper's).")
         else:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"--restore-from {path!r} not found. Download the ImageNet ResNet-101 the paper used "
                 f"({CSAIL_URL}) to that path (see pretrained_model/README.md), or pass "
                 "--allow-random-init True to train from scratch.")
@@ -99,6 +83,7 @@ def build_loader(args, runtime, start_iter):
                                runtime.rank, runtime.world_size)
     return DataLoader(PositionSeeded(dataset, args.seed), batch_size=sampler.local_batch, sampler=sampler,
                       num_workers=args.num_workers, pin_memory=runtime.device.type == "cuda",
+                      persistent_workers=args.num_workers > 0,
                       generator=torch.Generator())  # own generator: never draws from the global RNG
 
 
@@ -115,22 +100,52 @@ def make_amp(args, device, log):
 
 
 def save_all(args, runtime, model, optimizer, scaler, snapshot_iter, next_iter, snapshot=True):
-    """CS_scenes_<snapshot_iter>.pth (plain state_dict) + the resume file, both atomic, rank 0 only."""
+    """CS_scenes_<snapshot_iter>.pth (plain state_dict) + the resume file, both atomic, rank 0 only.
+    Call it only after LoopMonitor.sync() found everything finite. Returns the paths written."""
     rngs = distributed.all_gather_object(rng_state(), runtime)
+    paths = []
     if runtime.is_main:
         if snapshot:
-            save_snapshot(model, args.snapshot_dir, snapshot_iter)
-        save_resume(os.path.join(args.snapshot_dir, "resume.pth"), model, optimizer, next_iter, args,
-                    scaler, rngs)
+            paths.append(save_snapshot(model, args.snapshot_dir, snapshot_iter))
+        paths.append(save_resume(os.path.join(args.snapshot_dir, RESUME_NAME), model, optimizer, next_iter,
+                                 args, scaler, rngs))
     distributed.barrier(runtime)
+    return paths
 
 
-def mean_over_ranks(value, runtime):
-    tensor = torch.tensor([float(value)], dtype=torch.float64, device=runtime.device)
-    return distributed.all_reduce_sum(tensor, runtime).item() / runtime.world_size
+def take_snapshot_dir(args, runtime, log):
+    """Lock --snapshot-dir for this run (rank 0) and remove a killed save's temporary files. Every
+    process learns whether rank 0 succeeded, so none waits for a run that never starts."""
+    lock, error = None, None
+    if runtime.is_main:
+        try:
+            lock = SnapshotDirLock(args.snapshot_dir).acquire()
+            for path in remove_stale_temps(args.snapshot_dir):
+                log.warning(f"removed {path}: the temporary file of a save that was killed")
+        except OCNetError as err:
+            error = err
+    failed = torch.tensor([float(error is not None)], device=runtime.device)
+    if distributed.all_reduce_sum(failed, runtime).item() > 0:
+        if error is not None:
+            raise error
+        raise OCNetError(f"rank {runtime.rank}: rank 0 could not take --snapshot-dir (see its message)")
+    return lock
+
+
+def divergence_message(args, it, loss, lr, last_good):
+    """One message: where it diverged, what is safe on disk, what to try."""
+    where = (f"{', '.join(last_good[1])} (iteration {last_good[0]})" if last_good and last_good[1] else
+             "none (this run saved nothing yet)")
+    what = "parameters" if np.isfinite(loss) else "loss"
+    return (f"training diverged at iteration {it}: non-finite {what} (loss {loss:.4g}, lr {lr:.3g}); nothing "
+            f"non-finite was written. Last good checkpoint: {where}. Try a lower --learning-rate (now "
+            f"{args.learning_rate:g}, e.g. {args.learning_rate / 10:g}; continue with --resume auto "
+            "--resume-override learning-rate) and check the labels (--num-classes, --ignore-label)"
+            f"{', or train without --amp' if args.amp else ''}.")
 
 
 def main(argv=None):
+    """Train; returns the exit status (0, or 130 / 143 after an interrupt that wrote resume.pth)."""
     args = parse_args("train", argv)
     runtime = distributed.setup(args)
     log = setup_logging(args.log_file, runtime.rank)
@@ -141,22 +156,31 @@ def main(argv=None):
 
 
 def _train(args, runtime, log):
-    import inplace_abn
-    from utils.criterion import build_criterion
-    if args.resume == "auto":  # continue if a resume file is there, else start normally
-        path = os.path.join(args.snapshot_dir, "resume.pth")
-        args.resume = path if os.path.isfile(path) else None
-        log.info(f"--resume auto: {'continuing from ' + path if args.resume else 'no resume file, fresh start'}")
     log.info("train.py arguments:")
     print_args(args, log.info)
+    lock = take_snapshot_dir(args, runtime, log)
+    try:
+        return _run(args, runtime, log)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(args, runtime, log):
+    import inplace_abn
+    from utils.criterion import build_criterion
+    resume_path = resolve_resume(args.resume, args.snapshot_dir)  # the one resume decision
+    if args.resume == "auto":
+        log.info("--resume auto: " + (f"continuing from {resume_path}" if resume_path else
+                                      "no resume file, fresh start"))
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed + runtime.rank)
     torch.backends.cudnn.benchmark = True  # faithful
-    os.makedirs(args.snapshot_dir, exist_ok=True)
 
-    model = build_model(args, log)
-    resume_state = load_resume(args.resume, args, args.trust_checkpoint) if args.resume else None
+    model = build_model(args, log, resumed=resume_path is not None)
+    resume_state = (load_resume(resume_path, args, args.trust_checkpoint, args.resume_override, log.warning)
+                    if resume_path else None)
     model.to(runtime.device)
     criterion = build_criterion(
         model, ohem=args.ohem, ohem_single=args.ohem_single, ohem_thres=args.ohem_thres,
@@ -170,7 +194,8 @@ def _train(args, runtime, log):
     start = args.start_iters
     if resume_state is not None:
         start = restore_resume(resume_state, model, optimizer, scaler, runtime.rank)
-        log.info(f"resumed from {args.resume} at iteration {start}")
+        log.info(f"resumed from {resume_path} at iteration {start}")
+    monitor = LoopMonitor(model, runtime.device, check_loss=not scaler.is_enabled())
     model, criterion = wrap_parallel(model, criterion, runtime)
     mode = (f"DDP, {runtime.world_size} processes" if runtime.distributed else
             f"DataParallel over GPUs {list(runtime.dp_devices)}" if runtime.dp_devices else "1 process")
@@ -178,56 +203,77 @@ def _train(args, runtime, log):
              f"InPlace-ABN backend: {inplace_abn.backend_name()}")
     if start >= args.num_steps:
         log.info(f"nothing to do: iteration {start} >= --num-steps {args.num_steps}")
-        return model
+        return 0
     loader = build_loader(args, runtime, start)
     writer = summary_writer(args.snapshot_dir, enabled=runtime.is_main)
     model.train()
     bar = tqdm(total=args.num_steps, initial=start, disable=not runtime.is_main, desc="train",
                dynamic_ncols=True)
     tic = time.time()
-    with StopRequest() as stop:
-        for it, (images, labels, _, _) in zip(range(start, args.num_steps), loader):
-            if mean_over_ranks(stop.requested, runtime) > 0:
-                save_all(args, runtime, model, optimizer, scaler, it, it, snapshot=False)
-                log.warning(f"stopped at iteration {it}; continue with --resume auto")
-                break
-            lr = adjust_learning_rate(optimizer, it, args.learning_rate, args.num_steps, args.power,
-                                      args.min_lr, args.fix_lr)
-            images = images.to(runtime.device, non_blocking=True)      # (N, 3, H, W)
-            labels = labels.long().to(runtime.device, non_blocking=True)  # (N, H, W)
-            with autocast():
-                preds = model(images)
-                loss = criterion(preds, labels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at iteration {it} (lr {lr:.3g}); "
-                                         "lower --learning-rate or check the labels")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_value = mean_over_ranks(loss.item(), runtime)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
-            if it % LOG_EVERY == 0 or it == args.num_steps - 1:
-                log.info(f"iter = {it} of {args.num_steps} completed, loss = {loss_value:.4f}, "
-                         f"lr = {lr:.3e}, {time.time() - tic:.1f}s")
-            log_training_images(writer, it, args.save_pred_every if args.image_every is None
-                                else args.image_every, images, labels, preds, args.dataset,
-                                args.save_num_images)
-            if writer is not None and it % TB_EVERY == 0:
-                writer.add_scalar("learning_rate", lr, it)
-                writer.add_scalar("loss", loss_value, it)
-            # faithful: CS_scenes_<num_steps>.pth at the last iteration, and CS_scenes_<i> when
-            # i % save_pred_every == 0 (so CS_scenes_0 holds the weights after the first step).
-            if it >= args.num_steps - 1:
-                save_all(args, runtime, model, optimizer, scaler, args.num_steps, args.num_steps)
-                log.info(f"saved {os.path.join(args.snapshot_dir, f'CS_scenes_{args.num_steps}.pth')}")
-            elif it % args.save_pred_every == 0:
-                save_all(args, runtime, model, optimizer, scaler, it, it + 1)
-    bar.close()
-    if writer is not None:
-        writer.close()
-    return model
+    last_good = (start, [resume_path]) if resume_path else None
+    lrs = {}
+    status = 0
+    try:
+        with StopRequest() as stop:
+            for it, (images, labels, _, _) in zip(range(start, args.num_steps), loader):
+                lr = lrs[it] = adjust_learning_rate(optimizer, it, args.learning_rate, args.num_steps,
+                                                   args.power, args.min_lr, args.fix_lr)
+                images = images.to(runtime.device, non_blocking=True)      # (N, 3, H, W)
+                labels = labels.long().to(runtime.device, non_blocking=True)  # (N, H, W)
+                with autocast():
+                    preds = model(images)
+                    loss = criterion(preds, labels)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                monitor.update(loss, it)  # device work only: no host synchronisation here
+                bar.update(1)
+                log_training_images(writer, it, args.save_pred_every if args.image_every is None
+                                    else args.image_every, images, labels, preds, args.dataset,
+                                    args.save_num_images)
+                last = it >= args.num_steps - 1
+                save_now = last or it % args.save_pred_every == 0
+                local_stop = stop.requested and not runtime.distributed  # a Python flag: no collective
+                if not (save_now or local_stop or it % LOG_EVERY == 0):
+                    continue
+                state = monitor.sync(stop.requested, runtime)
+                if state.first_bad >= 0:
+                    raise DivergenceError(divergence_message(args, state.first_bad, state.bad_loss,
+                                                             lrs.get(state.first_bad, lr), last_good))
+                lrs = {}
+                bar.set_postfix(loss=f"{state.loss:.4f}", lr=f"{lr:.2e}")
+                skipped = f", {state.skipped} steps skipped by GradScaler" if state.skipped else ""
+                log.info(f"iter = {it} of {args.num_steps} completed, loss = {state.loss:.4f} "
+                         f"(mean since last log {state.window_loss:.4f}{skipped}), lr = {lr:.3e}, "
+                         f"{time.time() - tic:.1f}s")
+                if writer is not None and it % TB_EVERY == 0:
+                    writer.add_scalar("learning_rate", lr, it)
+                    writer.add_scalar("loss", state.loss, it)
+                # faithful: CS_scenes_<num_steps>.pth at the last iteration, and CS_scenes_<i> when
+                # i % save_pred_every == 0 (so CS_scenes_0 holds the weights after the first step).
+                if last:
+                    paths = save_all(args, runtime, model, optimizer, scaler, args.num_steps, args.num_steps)
+                    log.info(f"saved {snapshot_path(args.snapshot_dir, args.num_steps)}")
+                elif save_now:
+                    paths = save_all(args, runtime, model, optimizer, scaler, it, it + 1)
+                    last_good = (it + 1, paths)
+                if state.stop and not last:
+                    if not save_now:
+                        save_all(args, runtime, model, optimizer, scaler, it, it + 1, snapshot=False)
+                    log.warning(f"stopped after iteration {it} (resume.pth written); continue with --resume auto")
+                    status = stop.exit_status or EXIT_SIGTERM  # a rank told by another one
+                    break
+    except (RuntimeError, OSError) as err:  # DDP's own all-reduce in backward when a peer died
+        lost = distributed.peer_lost(err, runtime, "the training step")
+        if lost is None:
+            raise
+        raise lost from err
+    finally:  # the bar ends its line before any ERROR message
+        bar.close()
+        if writer is not None:
+            writer.close()
+    return status
 
 
 if __name__ == "__main__":

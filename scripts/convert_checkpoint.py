@@ -10,14 +10,16 @@ into a plain state_dict that ``train.py`` / ``eval.py --restore-from`` load stri
         --network resnet101 --method asp_oc_dsn --num-classes 19
 
 Prints what was mapped and what did not fit (and why); exits with status 1 when the model was not
-completely filled unless ``--allow-partial`` is given.
+completely filled unless ``--allow-partial`` is given; with status 2 and one message for a missing,
+corrupt or refused file.
 """
 import argparse
 import sys
 
-from utils.checkpoint import atomic_save
-from utils.convert import FORMATS, import_checkpoint
-from utils.options import str2bool
+from utils.checkpoint import atomic_save, read_checkpoint
+from utils.cli import run_main
+from utils.convert import FORMATS, detect_format, import_state_dict
+from utils.options import str2bool, trust_checkpoint_help
 
 
 def build_parser():
@@ -34,27 +36,24 @@ def build_parser():
                    help="HRNet stem ReLU (default from the preset: ssseg False, mmseg True)")
     p.add_argument("--allow-partial", type=str2bool, nargs="?", const=True, default=False,
                    metavar="BOOL", help="write the file even if some tensors did not fit")
+    p.add_argument("--trust-checkpoint", type=str2bool, nargs="?", const=True, default=False,
+                   metavar="BOOL", help=trust_checkpoint_help())
     return p
 
 
 def main(argv=None):
-    import torch
-
     import network
-    from utils.convert import detect_format, extract_model_state
     args = build_parser().parse_args(argv)
     name = f"{args.network}_{args.method}"
+    state = read_checkpoint(args.src, args.trust_checkpoint).state_dict  # the file is read once
+    fmt = detect_format(state) if args.format == "auto" else args.format
     kwargs = {}
     if args.method == "ocr":
-        fmt = args.format
-        if fmt == "auto":
-            fmt = detect_format(extract_model_state(
-                torch.load(args.src, map_location="cpu", weights_only=True)))
         kwargs["preset"] = args.ocr_preset or ("mmseg" if fmt == "mmseg" else "ssseg")
         if args.stem_relu is not None:
             kwargs["stem_relu"] = args.stem_relu
     model = network.get_segmentation_model(name, num_classes=args.num_classes, **kwargs)
-    report = import_checkpoint(model, args.src, fmt=args.format)
+    report = import_state_dict(model, state, fmt=fmt)
     print(f"{args.src} -> {name} {kwargs}")
     print(report.summary())
     if not report.ok and not args.allow_partial:
@@ -67,4 +66,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -169,3 +169,27 @@ def test_convert_script(tmp_path, capsys):
     assert main([str(src), str(tmp_path / "x.pth"), "--network", "hrnetv2_w18s",
                  "--num-classes", "150"]) == 1
     assert "number of classes" in capsys.readouterr().out and not (tmp_path / "x.pth").exists()
+
+
+def test_convert_script_reads_the_file_once_and_reports_bad_files(tmp_path, capsys, monkeypatch):
+    from scripts.convert_checkpoint import main
+    from utils.cli import run_main
+    src = tmp_path / "ssseg.pth"
+    torch.save({"model": _ssseg_state("hrnetv2_w18s"), "cur_epoch": 60}, src)
+    calls = []
+    real_load = torch.load
+
+    def counting_load(*a, **kw):
+        calls.append(a[0])
+        return real_load(*a, **kw)
+    monkeypatch.setattr(torch, "load", counting_load)
+    assert main([str(src), str(tmp_path / "out.pth"), "--network", "hrnetv2_w18s", "--num-classes", "21"]) == 0
+    assert calls == [str(src)]
+    monkeypatch.undo()
+    monkeypatch.delenv("OCNET_DEBUG", raising=False)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    capsys.readouterr()
+    assert run_main(lambda: main([str(tmp_path / "notes.txt"), str(tmp_path / "x.pth"), "--network",
+                                  "hrnetv2_w18s", "--num-classes", "21"])) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("ERROR: checkpoint ") and "not a PyTorch checkpoint" in err[0] and len(err) == 2

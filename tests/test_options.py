@@ -128,3 +128,35 @@ def test_predict_options_from_eval_flags():
                                "--tile-size", "8,16"])
     assert predict_options(args) == dict(num_classes=7, scales=[1.0], flip=True, tile_size=(8, 16),
                                          mode="sliding")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--learning-rate", "nan"], "--learning-rate must be a finite number > 0, got nan"),
+    (["--learning-rate", "inf"], "--learning-rate must be a finite number > 0, got inf"),
+    (["--learning-rate", "0"], "--learning-rate must be a finite number > 0, got 0.0"),
+    (["--learning-rate=-1e-2"], "--learning-rate must be a finite number > 0"),
+    (["--min-lr", "0.1"], "--min-lr must be a finite number >= 0 and <= 0.01, got 0.1"),
+    (["--momentum", "1"], "--momentum must be a finite number >= 0 and < 1, got 1.0"),
+    (["--momentum", "-0.1"], "--momentum must be a finite number >= 0 and < 1"),
+    (["--weight-decay=-5e-4"], "--weight-decay must be a finite number >= 0"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0, got nan"),
+    (["--power", "inf"], "--power must be a finite number >= 0"),
+    (["--dsn-weight", "-1"], "--dsn-weight must be a finite number >= 0"),
+    (["--ohem-thres", "0"], "--ohem-thres must be a finite number > 0 and <= 1"),
+    (["--ohem-keep", "-1"], "--ohem-keep must be >= 0"),
+    (["--num-classes", "0"], "--num-classes must be positive"),
+    (["--dist-timeout", "0"], "--dist-timeout must be a finite number > 0"),
+])
+def test_optimisation_flags_are_validated(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args("train", argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_trust_checkpoint_help_says_it_runs_code_and_prints_the_default_once():
+    text = " ".join(build_parser("train").format_help().split())
+    start = text.index("--trust-checkpoint [BOOL] load")  # the entry, not the usage line
+    entry = text[start:text.index(" --", start)]
+    assert "EXECUTES any code stored in the file" in entry
+    assert entry.count("default") == 1, entry
+    assert text.count("(default: False) (default: False)") == 0  # no flag prints its default twice

@@ -10,30 +10,13 @@ import signal
 
 import pytest
 import torch
-from torch import nn
 
 import network
 import train
 from dataset.synthetic import make_synthetic_cityscapes
+from tiny_train import TinySeg
 from utils import resume as resume_mod
-
-
-class TinySeg(nn.Module):
-    """[aux, main] logits at 1/2 resolution, like the *_dsn models at 1/8."""
-    has_aux = True
-    align_corners = True
-
-    def __init__(self, num_classes=19, **_):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.drop = nn.Dropout2d(0.5)
-        self.dsn = nn.Conv2d(8, num_classes, 1)
-        self.cls = nn.Conv2d(8, num_classes, 1)
-
-    def forward(self, x):
-        x = self.drop(torch.relu(self.bn1(self.conv1(x / 100.0))))  # (N, 8, H/2, W/2)
-        return [self.dsn(x), self.cls(x)]
+from utils.errors import CheckpointError, ConfigError
 
 
 @pytest.fixture
@@ -74,7 +57,7 @@ def test_three_plus_three_equals_six(tiny_setup, monkeypatch):
 
     real_lr = train.adjust_learning_rate
     interrupt_at(monkeypatch, 2)
-    train.main(argv("split"))
+    assert train.main(argv("split")) == 130  # like a shell after Ctrl-C
     state = load(tmp / "split" / "resume.pth")
     assert state["iteration"] == 3 and not (tmp / "split" / "CS_scenes_6.pth").exists()
     monkeypatch.setattr(train, "adjust_learning_rate", real_lr)
@@ -88,19 +71,31 @@ def test_three_plus_three_equals_six(tiny_setup, monkeypatch):
     assert not torch.equal(first["cls.weight"], straight["cls.weight"])
 
 
-def test_resume_from_another_run_names_the_flag(tiny_setup, monkeypatch):
+def test_resume_from_another_run_lists_every_difference(tiny_setup, monkeypatch, capsys):
     argv, tmp = tiny_setup
     interrupt_at(monkeypatch, 0)
-    train.main(argv("a"))
-    with pytest.raises(ValueError, match="--batch-size"):
-        train.main(argv("a", "--resume", "auto", "--batch-size", "4"))
+    assert train.main(argv("a")) == 130
+    with pytest.raises(ConfigError) as err:
+        train.main(argv("a", "--resume", "auto", "--batch-size", "4", "--learning-rate", "0.1", "--ohem"))
+    msg = str(err.value)
+    for part in ("--batch-size 2 (file) vs 4 (now)", "--learning-rate 0.05 (file) vs 0.1 (now)",
+                 "--ohem False (file) vs True (now)", "--resume-override batch-size,learning-rate,ohem"):
+        assert part in msg
+    with pytest.raises(ConfigError, match="--resume-override: --lr not among"):
+        train.main(argv("a", "--resume", "auto", "--resume-override", "lr"))
+    capsys.readouterr()
+    assert train.main(argv("a", "--resume", "auto", "--learning-rate", "0.1",
+                           "--resume-override", "learning-rate")) == 0
+    out = capsys.readouterr().out
+    assert "--resume-override: --learning-rate changes from 0.05 to 0.1" in out
+    assert "resumed from" in out and load(tmp / "a" / "resume.pth")["args"]["learning_rate"] == 0.1
 
 
 def test_resume_rejects_a_snapshot(tiny_setup):
     argv, tmp = tiny_setup
     snap = tmp / "x.pth"
     torch.save(TinySeg().state_dict(), snap)
-    with pytest.raises(ValueError, match="not a resume file"):
+    with pytest.raises(CheckpointError, match="not a resume file"):
         train.main(argv("b", "--resume", str(snap)))
 
 

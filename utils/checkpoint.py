@@ -1,27 +1,43 @@
 # Replaces the inline checkpoint code of OCNet.pytorch train.py / eval.py (679a45b). MIT License.
-"""Checkpoint I/O: ImageNet backbone loading, strict model loading with a readable error, atomic saves.
+"""Checkpoint I/O: the one reader of checkpoint files, strict model loading, atomic saves.
 
-All loads use ``torch.load(..., weights_only=True)`` unless the caller passes ``trust=True``
-(``--trust-checkpoint``).
+:func:`read_checkpoint` is the only place a checkpoint file is opened: ``torch.load(..., weights_only=True)``
+on the CPU unless the caller passes ``trust=True`` (``--trust-checkpoint``, logged as a warning because it
+runs any code stored in the file), readable :class:`~utils.errors.CheckpointError` messages for empty,
+truncated, corrupt, non-PyTorch and refused files, the wrappers of the common layouts and the
+DataParallel ``module.`` rule. Model loading (:func:`load_checkpoint`), ImageNet initialisation
+(:mod:`utils.pretrained`), the converter (:mod:`utils.convert`) and resume (:mod:`utils.resume`) all read
+through it.
 """
+import errno
+import logging
 import os
 import pickle
+import re
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-CSAIL_URL = "http://sceneparsing.csail.mit.edu/model/pretrained_resnet/resnet101-imagenet.pth"
-TORCHVISION_HINT = ("torchvision ResNet-101: https://download.pytorch.org/models/resnet101-63fe2227.pth, "
-                    "ResNet-50: https://download.pytorch.org/models/resnet50-0676ba61.pth")
-# faithful: the original skipped exactly these first key components when loading ImageNet weights.
-# The original skips fc / last_linear / classifier; HRNet ImageNet files (HRNet-Image-Classification,
-# open-mmlab copies) also carry their classification neck: incre_modules, downsamp_modules, final_layer.
-CLASSIFIER_PREFIXES = ("fc", "last_linear", "classifier", "incre_modules", "downsamp_modules",
-                       "final_layer")
+from utils.errors import CheckpointError, DivergenceError, MissingFileError
+
+# Where the tensors sit inside a checkpoint dict: ours and sssegmentation use 'model', mmseg / HRNet /
+# Lightning 'state_dict', the PyTorch tutorials 'model_state_dict'. A dict of tensors is used as is.
+WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
+MODULE_PREFIX = "module."  # added to every key by nn.DataParallel / DistributedDataParallel
+_ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
+_TEMP = re.compile(r"^\..+\.tmp\d+$")  # atomic_save's temporary files: .<name>.tmp<pid>
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(CheckpointError):
     """A checkpoint whose keys or shapes do not match the model."""
+
+
+class Checkpoint(NamedTuple):
+    """What :func:`read_checkpoint` returns: the state_dict, the whole object, the wrapper key used."""
+    state_dict: dict
+    raw: object
+    wrapper: str  # '' when the file is a bare state_dict
 
 
 def unwrap(model):
@@ -31,37 +47,82 @@ def unwrap(model):
     return model
 
 
+def _describe_unreadable(path):
+    """Why ``path`` cannot be a PyTorch checkpoint, judged from its first bytes ('' if it looks like one)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return "the file is empty (0 bytes): a save that never finished?"
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if head.startswith(_ZIP_MAGIC):
+        return f"the zip archive is truncated or corrupt ({size} bytes): an interrupted copy or save?"
+    if head.startswith(_PICKLE_MAGIC):
+        return f"the (legacy) pickle is truncated or corrupt ({size} bytes)"
+    text = head.decode("utf-8", "replace").splitlines()[0][:40] if head else ""
+    return f"this is not a PyTorch checkpoint (it starts with {text!r})"
+
+
 def read_file(path, trust=False, what="checkpoint"):
-    """torch.load on CPU with weights_only=True (or full unpickling when ``trust``)."""
-    if not path or not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path!r}")
+    """The object stored in ``path``, loaded on the CPU (weights only unless ``trust``).
+
+    Raises MissingFileError when ``path`` is missing, CheckpointError with the reason when the file is
+    empty, truncated, corrupt, not a checkpoint, or refused by the weights-only unpickler.
+    """
+    if not path or not os.path.exists(path):
+        raise MissingFileError(f"{what} not found: {path!r}")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{what} {path!r} is not a file")
+    if trust:
+        logging.getLogger("ocnet").warning(
+            f"WARNING: --trust-checkpoint: loading {path} with full unpickling; any code stored in the "
+            "file runs now. Use it only for files from a source you trust.")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust)
+    except MemoryError:
+        raise
     except pickle.UnpicklingError as err:
-        if trust:
-            raise
-        raise pickle.UnpicklingError(
-            f"{path}: refused by torch.load(weights_only=True) ({str(err).splitlines()[0]}). "
-            "If you trust this file, pass --trust-checkpoint True.") from err
-    except (RuntimeError, EOFError) as err:
-        raise RuntimeError(f"{path}: not a readable torch checkpoint (truncated or corrupt?): {err}") from err
+        with open(path, "rb") as handle:
+            looks_like_checkpoint = handle.read(4).startswith((_ZIP_MAGIC, _PICKLE_MAGIC))
+        if not trust and looks_like_checkpoint and "weights only load failed" in str(err).lower():
+            found = re.search(r"GLOBAL (\S+)", str(err))
+            raise CheckpointError(
+                f"{what} {path}: refused: it stores Python objects"
+                f"{' (' + found.group(1) + ')' if found else ''} that torch.load(weights_only=True) does not "
+                "load, and unpickling them could run code. Re-save it as a plain state_dict, or pass "
+                "--trust-checkpoint True if you trust its source.") from err
+        raise CheckpointError(f"{what} {path}: cannot be read: {_describe_unreadable(path)}") from err
+    except Exception as err:  # torch/zip/pickle report corrupt files as many different types
+        reason = _describe_unreadable(path) or str(err).splitlines()[0]
+        raise CheckpointError(f"{what} {path}: cannot be read: {reason}") from err
 
 
-def extract_state_dict(obj, path="checkpoint"):
-    """Accept a plain state_dict, our resume file ({'model': ...}) or {'state_dict': ...}."""
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
-        raise CheckpointMismatchError(f"{path}: does not hold a state_dict of tensors")
-    return obj
+def strip_module_prefix(state_dict):
+    """Drop DataParallel/DDP ``module.`` prefixes: only when EVERY key has one (a wrapper prefixes all
+    keys; a model with a submodule really called ``module`` keeps its names). Repeated for nested
+    wrappers."""
+    while state_dict and all(k.startswith(MODULE_PREFIX) for k in state_dict):
+        state_dict = {k[len(MODULE_PREFIX):]: v for k, v in state_dict.items()}
+    return dict(state_dict)
 
 
-def strip_prefix(state_dict, prefix="module."):
-    """Drop a DataParallel/DDP ``module.`` prefix from every key that has it."""
-    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+def extract_state_dict(obj, where="checkpoint"):
+    """``(state_dict, wrapper key)`` from a loaded checkpoint object (see :data:`WRAPPER_KEYS`)."""
+    wrapper = ""
+    if isinstance(obj, dict) and not all(torch.is_tensor(v) for v in obj.values()):
+        wrapper = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), "")
+        obj = obj[wrapper] if wrapper else obj
+    if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
+        found = sorted(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"{where}: holds no state_dict of tensors (looked at "
+                              f"{', '.join(repr(k) for k in WRAPPER_KEYS)} and the top level; found {found})")
+    return strip_module_prefix(obj), wrapper
+
+
+def read_checkpoint(path, trust=False, what="checkpoint"):
+    """THE checkpoint reader: :func:`read_file` + :func:`extract_state_dict`."""
+    raw = read_file(path, trust, what)
+    state_dict, wrapper = extract_state_dict(raw, f"{what} {path}")
+    return Checkpoint(state_dict, raw, wrapper)
 
 
 def _examples(keys, n=5):
@@ -92,86 +153,37 @@ def describe_mismatch(model_sd, ckpt_sd):
     return "\n".join(lines)
 
 
-def load_checkpoint(model, path, trust=False):
-    """Strictly load a full-model checkpoint (``module.`` prefixes stripped).
-
-    Raises CheckpointMismatchError with a summary when the file belongs to another model.
-    """
-    ckpt_sd = strip_prefix(extract_state_dict(read_file(path, trust), path))
+def load_state_dict_strict(model, ckpt_sd, source):
+    """Strict load with one summary error (CheckpointMismatchError) when ``ckpt_sd`` belongs elsewhere."""
     target = unwrap(model)
     problem = describe_mismatch(target.state_dict(), ckpt_sd)
     if problem:
         raise CheckpointMismatchError(
-            f"{path} does not match the model {type(target).__name__} "
+            f"{source} does not match the model {type(target).__name__} "
             f"({len(ckpt_sd)} tensors in the file, {len(target.state_dict())} in the model):\n{problem}\n"
             "Check --network/--method/--num-classes, or pass the right --restore-from.")
     target.load_state_dict(ckpt_sd, strict=True)
     return model
 
 
-def _stem_kind(shape):
-    """'standard' for a 7x7 conv1 weight, 'deep' for 3x3, None if unknown."""
-    if len(shape) == 4 and shape[-1] == 7:
-        return "standard"
-    if len(shape) == 4 and shape[-1] == 3:
-        return "deep"
-    return None
+def load_checkpoint(model, path, trust=False):
+    """Strictly load a full-model checkpoint read by :func:`read_checkpoint` into ``model``."""
+    return load_state_dict_strict(model, read_checkpoint(path, trust).state_dict, path)
 
 
-def _backbone_prefix(model_sd, ckpt_sd):
-    """'' when the checkpoint keys sit at the model's top level, else the prefix that makes them fit."""
-    probe = next((k for k in ("layer1.0.conv1.weight", "conv1.weight") if k in ckpt_sd), None)
-    if probe is None or probe in model_sd:
-        return ""
-    for key in model_sd:
-        if key.endswith("." + probe):
-            return key[: -len(probe)]
-    return ""
-
-
-def load_pretrained(model, path, trust=False):
-    """Load an ImageNet ResNet into the backbone; head layers keep their fresh init.
-
-    The original (train.py): copy model.state_dict(), overwrite every entry whose name is in the file
-    (skipping first components fc / last_linear / classifier), then a strict load. We also drop
-    ``num_batches_tracked`` (InPlace-ABN has none). Layouts: CSAIL ``resnet101-imagenet.pth`` (deep stem,
-    the paper) and torchvision ``resnet{50,101}`` (7x7 stem: needs a ``--stem standard`` model).
-
-    Returns the list of loaded keys.
-    """
-    raw = strip_prefix(extract_state_dict(read_file(path, trust, what="pretrained weights"), path))
-    target = unwrap(model)
-    model_sd = target.state_dict()
-    ckpt_sd = {k: v for k, v in raw.items()
-               if k.split(".")[0] not in CLASSIFIER_PREFIXES and not k.endswith("num_batches_tracked")}
-    prefix = _backbone_prefix(model_sd, ckpt_sd)
-    ckpt_sd = {prefix + k: v for k, v in ckpt_sd.items()}
-    conv1 = prefix + "conv1.weight"
-    file_stem = _stem_kind(tuple(ckpt_sd[conv1].shape)) if conv1 in ckpt_sd else None
-    model_stem = _stem_kind(tuple(model_sd[conv1].shape)) if conv1 in model_sd else None
-    if file_stem == "standard" and model_stem != "standard":
-        raise CheckpointMismatchError(
-            f"{path} is a torchvision-style ImageNet ResNet (7x7 conv1) but the model has the OCNet deep stem "
-            f"(3x3 conv1/conv2/conv3). Either download the CSAIL weights the paper used ({CSAIL_URL}) to "
-            "./pretrained_model/resnet101-imagenet.pth, or train with --stem standard to use this file "
-            "(a different backbone than the paper's).")
-    if file_stem == "deep" and model_stem == "standard":
-        raise CheckpointMismatchError(
-            f"{path} has a deep 3x3 stem (CSAIL layout) but the model was built with --stem standard; "
-            f"drop --stem standard, or use torchvision weights ({TORCHVISION_HINT}).")
-    unexpected = {k: v for k, v in ckpt_sd.items() if k not in model_sd}
-    shapes = {k: v for k, v in ckpt_sd.items() if k in model_sd and v.shape != model_sd[k].shape}
-    if unexpected or shapes:
-        problem = describe_mismatch({k: model_sd[k] for k in ckpt_sd if k in model_sd}, ckpt_sd)
-        raise CheckpointMismatchError(
-            f"{path} does not fit the backbone of {type(target).__name__}:\n{problem}\n"
-            "Expected the CSAIL resnet101-imagenet.pth layout (see pretrained_model/README.md).")
-    if not ckpt_sd:
-        raise CheckpointMismatchError(f"{path}: no backbone tensors found (all keys were classifier keys)")
-    merged = dict(model_sd)
-    merged.update(ckpt_sd)
-    target.load_state_dict(merged, strict=True)
-    return sorted(ckpt_sd)
+def nonfinite_tensors(state, prefix=""):
+    """Names of the floating-point tensors in a (nested) dict/list that hold NaN or inf."""
+    bad = []
+    if torch.is_tensor(state):
+        if state.is_floating_point() and not bool(torch.isfinite(state).all()):
+            bad.append(prefix or "tensor")
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            bad += nonfinite_tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            bad += nonfinite_tensors(value, f"{prefix}[{i}]")
+    return bad
 
 
 def _fsync_dir(directory):
@@ -187,12 +199,33 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
-def atomic_save(obj, path):
+def _write_failure(path, err):
+    """The CheckpointError for a failed write (full disk, quota, read-only folder, torch's writer)."""
+    code = getattr(err, "errno", None)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    short_write = isinstance(err, RuntimeError) and ("unexpected pos" in text or "write failed" in text)
+    if code in (errno.ENOSPC, errno.EDQUOT) or short_write:  # a full disk shows as a short write in torch
+        hint = "the disk is full (or over quota)"
+    elif code in (errno.EACCES, errno.EROFS, errno.EPERM):
+        hint = "the folder is not writable"
+    else:
+        hint = "the write failed"
+    return CheckpointError(f"could not write checkpoint {path} (previous file kept): {hint} ({text}). "
+                           "Free some space or choose another --snapshot-dir, then rerun with --resume auto.")
+
+
+def atomic_save(obj, path, refuse_nonfinite=True):
     """torch.save to ``path`` atomically: temp file in the same folder, fsync, os.replace.
 
-    If anything fails (full disk, interrupt) the previous file at ``path`` is untouched and the temp file is
-    removed.
+    A state holding NaN/inf is refused (DivergenceError) before anything is written. If the write fails
+    (full disk: ENOSPC or torch's own ``inline_container`` error; an interrupt) the previous file at
+    ``path`` is untouched and the temp file is removed.
     """
+    if refuse_nonfinite:
+        bad = nonfinite_tensors(obj)
+        if bad:
+            raise DivergenceError(f"refusing to write {path}: {len(bad)} tensors hold NaN/inf "
+                                  f"({_examples(bad, 3)})")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
@@ -205,11 +238,29 @@ def atomic_save(obj, path):
     except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(err, OSError):
-            raise OSError(err.errno, f"could not write checkpoint {path} (previous file kept): {err}") from err
+        if isinstance(err, OSError) or (isinstance(err, RuntimeError) and (
+                "inline_container" in str(err) or "PytorchStreamWriter" in str(err))):
+            raise _write_failure(path, err) from err
         raise
     _fsync_dir(directory)
     return path
+
+
+def remove_stale_temps(directory):
+    """Delete the temporary files that a killed :func:`atomic_save` left in ``directory``.
+
+    Call it only while holding the folder's lock (no live process of ours writes there then).
+    Returns the removed paths.
+    """
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for name in sorted(os.listdir(directory)):
+        full = os.path.join(directory, name)
+        if _TEMP.match(name) and os.path.isfile(full):
+            os.remove(full)
+            removed.append(full)
+    return removed
 
 
 def snapshot_path(snapshot_dir, iteration):

@@ -18,7 +18,8 @@ vs 1x1 mmseg) and the aux conv (3x3 -> 512 vs 3x3 -> 256 / 1x1 -> C_in). They ar
 """
 from dataclasses import dataclass, field
 
-import torch
+from utils.checkpoint import extract_state_dict, read_checkpoint
+from utils.errors import CheckpointError, ConfigError
 
 __all__ = ["FORMATS", "ConversionReport", "detect_format", "extract_model_state", "mmseg_to_ssseg",
            "ssseg_to_mmseg", "to_our_names", "export_state_dict", "import_state_dict",
@@ -30,22 +31,10 @@ _AUX_SS = {v: k for k, v in _AUX_MM.items()}
 
 
 def extract_model_state(ckpt):
-    """The state_dict inside a checkpoint: ``ckpt['model']``, ``ckpt['state_dict']`` or ``ckpt``.
-
-    Optimizer state, epochs, ``meta`` etc. are ignored.
-    """
-    if isinstance(ckpt, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(ckpt.get(key), dict):
-                ckpt = ckpt[key]
-                break
-    if not isinstance(ckpt, dict) or not ckpt or not all(torch.is_tensor(v) for v in ckpt.values()):
-        raise ValueError("the checkpoint holds no state_dict of tensors (looked at 'model', "
-                         "'state_dict' and the top level)")
-    prefix = "module."
-    if all(k.startswith(prefix) for k in ckpt):
-        ckpt = {k[len(prefix):]: v for k, v in ckpt.items()}
-    return dict(ckpt)
+    """The state_dict inside a loaded checkpoint object (:func:`utils.checkpoint.extract_state_dict`:
+    ``ckpt['model']``, ``ckpt['state_dict']``... or ``ckpt``; the ``module.`` rule). Optimizer state,
+    epochs, ``meta`` etc. are ignored."""
+    return extract_state_dict(ckpt)[0]
 
 
 def detect_format(state):
@@ -116,7 +105,7 @@ def ssseg_to_mmseg(state):
     for k, v in state.items():
         new = _ss_key_to_mm(k)
         if new is None:
-            raise KeyError(f"{k!r} has no mmseg counterpart")
+            raise CheckpointError(f"{k!r} has no mmseg counterpart (only OCRNet models export to mmseg names)")
         out[new] = v
     return out
 
@@ -124,7 +113,7 @@ def ssseg_to_mmseg(state):
 def to_our_names(state, fmt):
     """``(renamed state, unmapped keys)`` for a state_dict in format ``fmt``."""
     if fmt not in FORMATS:
-        raise ValueError(f"checkpoint format must be one of {FORMATS}, got {fmt!r}")
+        raise ConfigError(f"checkpoint format must be one of {FORMATS}, got {fmt!r}")
     if fmt == "mmseg":
         return mmseg_to_ssseg(state)
     return dict(state), []
@@ -137,7 +126,7 @@ def export_state_dict(model, fmt="ssseg"):
         return state
     if fmt == "mmseg":
         return ssseg_to_mmseg(state)
-    raise ValueError(f"export format must be 'ssseg' or 'mmseg', got {fmt!r}")
+    raise ConfigError(f"export format must be 'ssseg' or 'mmseg', got {fmt!r}")
 
 
 @dataclass
@@ -187,10 +176,10 @@ def import_state_dict(model, state, fmt="auto", strict=False):
     """Load ``state`` (a raw state_dict in format ``fmt``) into ``model``; returns a report.
 
     Every tensor whose renamed key exists in the model with the same shape is copied; the rest is
-    listed in the report. With ``strict=True`` a ValueError carrying the report is raised unless
-    every model tensor was filled.
+    listed in the report. With ``strict=True`` a CheckpointError (a ValueError) carrying the report
+    is raised unless every model tensor was filled.
     """
-    state = extract_model_state(state)
+    state = extract_model_state(state)  # a no-op on a state_dict that read_checkpoint returned
     if fmt == "auto":
         fmt = detect_format(state)
     renamed, unmapped = to_our_names(state, fmt)
@@ -212,12 +201,11 @@ def import_state_dict(model, state, fmt="auto", strict=False):
             f"HRNet stem_relu={model.backbone_net.stem_relu}: checkpoints do not record it; the "
             "seed-era sssegmentation *_train.pth weights need False, mmseg/ImageNet/2025 ones True")
     if strict and not report.ok:
-        raise ValueError("checkpoint does not fit the model:\n" + report.summary())
+        raise CheckpointError("checkpoint does not fit the model:\n" + report.summary())
     model.load_state_dict(fitting, strict=False)
     return report
 
 
-def import_checkpoint(model, path, fmt="auto", strict=False):
-    """:func:`import_state_dict` on a file, read with ``torch.load(weights_only=True)``."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    return import_state_dict(model, ckpt, fmt, strict)
+def import_checkpoint(model, path, fmt="auto", strict=False, trust=False):
+    """:func:`import_state_dict` on a file read once by :func:`utils.checkpoint.read_checkpoint`."""
+    return import_state_dict(model, read_checkpoint(path, trust).state_dict, fmt, strict)

@@ -4,6 +4,8 @@ import logging
 import os
 import sys
 
+from utils.cli import run_main  # noqa: F401  (moved to utils/cli.py; re-exported for old imports)
+
 try:  # optional: torch.utils.tensorboard needs the `tensorboard` package
     from torch.utils.tensorboard import SummaryWriter
     has_tensorboard = True
@@ -41,22 +43,3 @@ def summary_writer(log_dir, enabled=True):
     if not enabled or not has_tensorboard:
         return None
     return SummaryWriter(log_dir)
-
-
-USER_ERRORS = (FileNotFoundError, KeyError, ValueError, OSError)
-
-
-def run_main(main):
-    """Script entry point: run ``main()`` and return the process exit status (0). A bad-input error
-    (missing file, unknown name, bad value, mismatching checkpoint) prints one ``ERROR:`` line instead
-    of a traceback and returns 2; the script passes the status to ``sys.exit``. Set OCNET_DEBUG=1 to
-    see the traceback."""
-    try:
-        main()
-    except USER_ERRORS as err:
-        if os.environ.get("OCNET_DEBUG"):
-            raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"ERROR: {message}\n(set OCNET_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 2
-    return 0

@@ -11,6 +11,9 @@ Flag names and defaults are the original's (its train.py / eval.py). Differences
   ``--allow-random-init``, ``--ms-scales``, ``--tile-size``, ``--zip``.
 """
 import argparse
+import math
+
+from utils.errors import ConfigError
 
 MODES = ("train", "eval", "submit")
 # Paper-default multi-scale set (the original's predict_multi_scale); configurable with --ms-scales.
@@ -56,7 +59,13 @@ def float_list(value):
 def _bool(group, flag, default, help_text):
     """A boolean flag usable both as ``--flag`` and as ``--flag True|False``."""
     group.add_argument(flag, type=str2bool, nargs="?", const=True, default=default,
-                       metavar="BOOL", help=f"{help_text} (default: {default})")
+                       metavar="BOOL", help=f"{help_text} (default: %(default)s)")
+
+
+def trust_checkpoint_help():
+    """Help text of --trust-checkpoint (shared by every script that reads checkpoints)."""
+    return ("load checkpoints with full unpickling (torch.load weights_only=False): this EXECUTES any "
+            "code stored in the file; only for files from a source you trust")
 
 
 def _data_group(parser, mode):
@@ -95,8 +104,7 @@ def _model_group(parser):
                    help="HRNet stem ReLU (default from --ocr-preset: off for ssseg seed weights)")
     g.add_argument("--restore-from", default="./pretrained_model/resnet101-imagenet.pth",
                    help="train: ImageNet backbone (start-iters 0) or full model; eval/submit: checkpoint")
-    _bool(g, "--trust-checkpoint", False,
-          "allow full pickle loading (torch.load weights_only=False); only for files you trust")
+    _bool(g, "--trust-checkpoint", False, trust_checkpoint_help())
 
 
 def _optim_group(parser):
@@ -129,6 +137,10 @@ def _checkpoint_group(parser):
     g.add_argument("--save-pred-every", type=int, default=5000)
     g.add_argument("--resume", default=None, metavar="PATH|auto",
                    help="continue exactly from a resume file ('auto' = <snapshot-dir>/resume.pth)")
+    g.add_argument("--resume-override", default="", metavar="FLAGS",
+                   help="comma-separated flags that may differ from the resume file's run (e.g. "
+                        "num-steps,learning-rate), or 'all'; by default every flag that changes the "
+                        "optimisation must match")
     _bool(g, "--allow-random-init", False,
           "train from random init (with a warning) when --restore-from is missing")
     _bool(g, "--zero-init-residual", False,
@@ -174,6 +186,9 @@ def _runtime_group(parser):
     g.add_argument("--gpu", default="0", help="GPU ids, e.g. 0,1,2,3 (ignored without CUDA)")
     g.add_argument("--seed", type=int, default=304)
     g.add_argument("--log-file", default="", help="also log to this file")
+    g.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="under torchrun: stop with an error when another process does not answer for "
+                        "this long (a dead rank), instead of waiting forever")
 
 
 def _legacy_group(parser):
@@ -194,7 +209,7 @@ def _legacy_group(parser):
 def build_parser(mode="train"):
     """Return the ArgumentParser for ``mode`` in ('train', 'eval', 'submit')."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
     descriptions = {"train": "Train an OCNet model.", "eval": "Evaluate mIoU on a labelled list.",
                     "submit": "Write Cityscapes test-server PNGs and zip."}
     parser = argparse.ArgumentParser(description=descriptions[mode],
@@ -213,21 +228,49 @@ def build_parser(mode="train"):
     return parser
 
 
+def _check_range(parser, args, flag, low=None, high=None, low_open=False, high_open=False):
+    """parser.error unless the value of ``flag`` is finite and within [low, high] (or open ends)."""
+    value = getattr(args, flag.lstrip("-").replace("-", "_"))
+    ok = math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        parser.error(f"{flag} must be a finite number {' and '.join(s for s in (lo, hi) if s)}, got {value}")
+
+
+def _validate_train(parser, args):
+    if args.num_steps <= 0:
+        parser.error(f"--num-steps must be positive, got {args.num_steps}")
+    if not 0 <= args.start_iters < args.num_steps:
+        parser.error(f"--start-iters must be in [0, --num-steps), got {args.start_iters}")
+    if args.save_pred_every <= 0:
+        parser.error(f"--save-pred-every must be positive, got {args.save_pred_every}")
+    _check_range(parser, args, "--learning-rate", 0, low_open=True)
+    _check_range(parser, args, "--min-lr", 0, args.learning_rate)
+    _check_range(parser, args, "--momentum", 0, 1, high_open=True)
+    _check_range(parser, args, "--weight-decay", 0)
+    _check_range(parser, args, "--power", 0)
+    _check_range(parser, args, "--dsn-weight", 0)
+    _check_range(parser, args, "--ohem-thres", 0, 1, low_open=True)
+    if args.ohem_keep < 0:
+        parser.error(f"--ohem-keep must be >= 0, got {args.ohem_keep}")
+
+
 def parse_args(mode, argv=None):
-    """Parse ``argv`` and validate what argparse cannot; errors name the flag and value."""
+    """Parse ``argv`` and validate what argparse cannot; errors name the flag and value (status 2)."""
     parser = build_parser(mode)
     args = parser.parse_args(argv)
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
     if args.num_workers < 0:
         parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.num_classes <= 0:
+        parser.error(f"--num-classes must be positive, got {args.num_classes}")
+    _check_range(parser, args, "--dist-timeout", 0, low_open=True)
     if mode == "train":
-        if args.num_steps <= 0:
-            parser.error(f"--num-steps must be positive, got {args.num_steps}")
-        if not 0 <= args.start_iters < args.num_steps:
-            parser.error(f"--start-iters must be in [0, --num-steps), got {args.start_iters}")
-        if args.save_pred_every <= 0:
-            parser.error(f"--save-pred-every must be positive, got {args.save_pred_every}")
+        _validate_train(parser, args)
     args.mode = mode
     return args
 
@@ -264,4 +307,4 @@ def gpu_ids(args):
     try:
         return [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise ValueError(f"--gpu must be a comma-separated list of integers, got {args.gpu!r}") from None
+        raise ConfigError(f"--gpu must be a comma-separated list of integers, got {args.gpu!r}") from None

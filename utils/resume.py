@@ -6,16 +6,24 @@ Layout (a dict that ``torch.load(weights_only=True)`` accepts):
 'rng': per-rank list of {'python', 'numpy', 'torch', 'cuda'}, 'args', 'scaler'}``.
 The data order needs no state of its own: it is a function of (--seed, iteration) (utils/sampler.py).
 """
+import os
 import random
 
 import numpy as np
 import torch
 
-from utils.checkpoint import atomic_save, read_file, unwrap
+from utils.checkpoint import atomic_save, load_state_dict_strict, read_checkpoint, unwrap
+from utils.errors import CheckpointError, ConfigError
 
 FORMAT = "ocnet-resume-v1"
-# args whose change makes a resume meaningless
-MUST_MATCH = ("network", "method", "num_classes", "batch_size", "seed", "num_steps")
+RESUME_NAME = "resume.pth"
+# Every flag that changes the optimisation (model, data, schedule, loss, precision, seed). A resumed
+# run must use the same values unless --resume-override names the flag (or says 'all'). Paths, logging,
+# workers and GPUs may change freely.
+MUST_MATCH = ("network", "method", "stem", "ocr_preset", "stem_relu", "num_classes", "dataset",
+              "ignore_label", "input_size", "batch_size", "random_mirror", "random_scale",
+              "learning_rate", "min_lr", "momentum", "weight_decay", "power", "num_steps", "fix_lr",
+              "amp", "ohem", "ohem_single", "ohem_thres", "ohem_keep", "dsn_weight", "use_weight", "seed")
 
 
 def rng_state():
@@ -66,23 +74,73 @@ def save_resume(path, model, optimizer, iteration, args, scaler=None, rng_per_ra
     return atomic_save(state, path)
 
 
-def load_resume(path, args, trust=False):
-    """Read a resume file and check that it belongs to this run (names the mismatching flags)."""
-    state = read_file(path, trust, what="resume file (--resume)")
+def resolve_resume(resume, snapshot_dir):
+    """THE resume decision: the resume file to continue from, or None for a fresh start.
+
+    ``resume`` is the --resume value: None/'' (fresh), 'auto' (``<snapshot_dir>/resume.pth`` when it
+    exists) or a path (which must exist).
+    """
+    if not resume:
+        return None
+    if resume == "auto":
+        path = os.path.join(snapshot_dir, RESUME_NAME)
+        return path if os.path.isfile(path) else None
+    return resume  # read_file names a missing path
+
+
+def _flag(key):
+    return "--" + key.replace("_", "-")
+
+
+def _overrides(text):
+    names = {name.strip().lstrip("-").replace("-", "_") for name in str(text or "").split(",") if name.strip()}
+    if "all" in names:
+        return set(MUST_MATCH)
+    unknown = sorted(names - set(MUST_MATCH))
+    if unknown:
+        raise ConfigError(f"--resume-override: {', '.join(_flag(n) for n in unknown)} not among the flags "
+                          f"checked on resume ({', '.join(_flag(k) for k in MUST_MATCH)})")
+    return names
+
+
+def resume_differences(saved, args):
+    """``[(flag, value in the file, value now)]`` for every MUST_MATCH flag that differs."""
+    return [(_flag(k), saved[k], _plain(getattr(args, k, None))) for k in MUST_MATCH
+            if k in saved and saved[k] != _plain(getattr(args, k, None))]
+
+
+def load_resume(path, args, trust=False, override="", log=None):
+    """Read a resume file and check that it belongs to this run.
+
+    Every MUST_MATCH flag must have the file's value; ConfigError lists all differences, unless
+    ``override`` (--resume-override) names them, in which case ``log`` gets a warning per flag.
+    """
+    checkpoint = read_checkpoint(path, trust, what="resume file (--resume)")
+    state = checkpoint.raw
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"--resume {path}: not a resume file written by train.py "
-                         "(a CS_scenes_*.pth snapshot goes to --restore-from with --start-iters instead)")
-    saved = state["args"]
-    diffs = [f"--{k.replace('_', '-')} {saved.get(k)!r} (file) vs {_plain(getattr(args, k, None))!r} (now)"
-             for k in MUST_MATCH if saved.get(k) != _plain(getattr(args, k, None))]
-    if diffs:
-        raise ValueError(f"--resume {path} was written by a different run: " + "; ".join(diffs))
+        raise CheckpointError(f"--resume {path}: not a resume file written by train.py (a CS_scenes_*.pth "
+                              "snapshot goes to --restore-from with --start-iters instead)")
+    missing = [k for k in ("model", "optimizer", "iteration", "rng", "args") if k not in state]
+    if missing:
+        raise CheckpointError(f"--resume {path}: incomplete resume file (no {', '.join(missing)})")
+    allowed = _overrides(override)
+    diffs = resume_differences(state["args"], args)
+    refused = [d for d in diffs if d[0][2:].replace("-", "_") not in allowed]
+    if refused:
+        listed = "; ".join(f"{flag} {old!r} (file) vs {new!r} (now)" for flag, old, new in refused)
+        raise ConfigError(
+            f"--resume {path} was written by a run with other settings: {listed}. Rerun with the file's "
+            "values, start a fresh run in another --snapshot-dir, or accept the change with "
+            f"--resume-override {','.join(flag[2:] for flag, _, _ in refused)}.")
+    for flag, old, new in diffs:
+        if log is not None:
+            log(f"WARNING: --resume-override: {flag} changes from {old!r} to {new!r} on resume")
     return state
 
 
 def restore_resume(state, model, optimizer, scaler=None, rank=0):
     """Load model/optimizer/scaler/RNG from ``state``; returns the iteration to continue at."""
-    unwrap(model).load_state_dict(state["model"], strict=True)
+    load_state_dict_strict(model, state["model"], "the resume file")
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
