@@ -84,19 +84,23 @@ def main(argv=None):
 
 def _submit(args, runtime, log):
     from dataset import get_segmentation_dataset
+    from dataset.sample import meta_sizes
     log.info("generate_submit.py arguments:")
     print_args(args, log.info)
     if not args.store_output:
         # faithful: the original wrote files only with --store-output True (the scripts pass True).
         log.warning("--store-output False: nothing will be written")
-    model, align_corners = build_inference_model(args, runtime, log)
+    # built first: a wrong --data-dir or list fails before the model is built
     dataset = get_segmentation_dataset(args.dataset, root=args.data_dir, list_path=args.data_list,
                                        crop_size=args.input_size)
+    model, align_corners = build_inference_model(args, runtime, log)
     loader = build_loader(dataset, args, runtime)
     os.makedirs(args.output_path, exist_ok=True)
     expected = {}
-    for images, sizes, names in tqdm(loader, desc="submit", disable=not runtime.is_main):
-        preds = predict_labels(model, images, sizes, args, align_corners)
+    for images, meta, names in tqdm(loader, desc="submit", disable=not runtime.is_main):
+        # one PNG of the original image size per test image
+        preds = predict_labels(model, images, meta_sizes(meta, "input_size"), args, align_corners,
+                               label_shapes=meta_sizes(meta, "orig_size"))
         for pred, name in zip(preds, names):
             file_name = f"{os.path.basename(name)}.png"
             expected[file_name] = tuple(pred.shape)

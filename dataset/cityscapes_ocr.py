@@ -9,37 +9,45 @@ not match the ImageNet V1c / HRNet weights the OCR backbones start from; hence t
 """
 from __future__ import annotations
 
-from .labels import id_to_train_id
-from .seg_base import RecipeSegmentation, read_split_list
+from .cityscapes_lists import DEFAULT_LIST_DIR, layout_hint
+from .labels import CLASS_NAMES, id_to_train_id
+from .lists import read_list
+from .seg_base import RecipeSegmentation
 
 
 class CityscapesOCR(RecipeSegmentation):
     """Cityscapes train (``train=True``) or val (whole 1024x2048 image, single scale)."""
 
     NUM_CLASSES = 19
+    CLASS_NAMES = CLASS_NAMES
     BASE_SCALE = (2048, 1024)
     CROP_SIZE = (512, 1024)
     SPLIT_SIZES = {"train": 2975, "val": 500}
+    SAME_SIZE_ITEMS = True      # every Cityscapes image is 1024x2048
+    DEFAULT_LISTS = {"train": f"{DEFAULT_LIST_DIR}/train.lst", "eval": f"{DEFAULT_LIST_DIR}/val.lst",
+                     "submit": None}
 
     def _items(self, root, list_path):
         if not list_path:
-            raise ValueError("Cityscapes needs --data-list (image<TAB>label lines, e.g. "
-                             "dataset/list/cityscapes/train.lst)")
-        return read_split_list(root, list_path, "", "", "", "")
+            list_path = self.DEFAULT_LISTS["train" if self.train else "eval"]
+        return read_list(root, list_path, with_label=True, layout_hint=layout_hint)
 
     def map_label(self, label, path):
         return id_to_train_id(label, path)            # raises on values that are not labelIds
 
 
-def CityscapesOCRTrain(root, list_path=None, max_iters=None, crop_size=None, scale=True,
-                       mirror=True, ignore_label=255, **kw):
-    """Registry entry ``cityscapes_ocr_train``."""
-    return CityscapesOCR(root, list_path, max_iters, crop_size, scale, mirror, ignore_label,
-                         train=True, **kw)
+class CityscapesOCRTrain(CityscapesOCR):
+    """Registry entry ``cityscapes_ocr_train``: the training pipeline (random scale, crop, flip)."""
+
+    def __init__(self, root, list_path=None, max_iters=None, crop_size=None, scale=True, mirror=True,
+                 ignore_label=255, photometric=True, base_scale=None):
+        super().__init__(root, list_path, max_iters, crop_size, scale, mirror, ignore_label,
+                         train=True, photometric=photometric, base_scale=base_scale)
 
 
-def CityscapesOCRVal(root, list_path=None, max_iters=None, crop_size=None, scale=False,
-                     mirror=False, ignore_label=255, **kw):
-    """Registry entry ``cityscapes_ocr_val``."""
-    return CityscapesOCR(root, list_path, None, crop_size, False, False, ignore_label,
-                         train=False, **kw)
+class CityscapesOCRVal(CityscapesOCR):
+    """Registry entry ``cityscapes_ocr_val``: whole images, single scale (no augmentation)."""
+
+    def __init__(self, root, list_path=None, crop_size=None, ignore_label=255, base_scale=None):
+        super().__init__(root, list_path, None, crop_size, False, False, ignore_label, train=False,
+                         base_scale=base_scale)

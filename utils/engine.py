@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from dataset.sample import collate
 from utils.checkpoint import load_checkpoint
 from utils.options import model_kwargs, model_name
 from utils.parallel import wrap_inference
@@ -40,7 +41,7 @@ def build_loader(dataset, args, runtime):
     else:
         batch = args.batch_size
     return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=args.num_workers,
-                      pin_memory=runtime.device.type == "cuda")
+                      pin_memory=runtime.device.type == "cuda", collate_fn=collate)
 
 
 def inference_scales(args):
