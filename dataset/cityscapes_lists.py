@@ -147,3 +147,7 @@ def main(argv=None):
     for warning in caught:
         print(f"WARNING: {warning.message}", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
