@@ -1,5 +1,5 @@
-# New (no OCNet counterpart): the sssegmentation / mmseg training pipeline of the OCRNet seed table
-# (OCRNET_SPEC §3.1), on NumPy arrays, reusing dataset/transforms.py for I/O and cv2-exact resizing.
+# New (no OCNet counterpart): the sssegmentation / mmseg training pipeline of sssegmentation's OCRNet
+# configurations, on NumPy arrays, reusing dataset/transforms.py for I/O and cv2-exact resizing.
 # MIT licence.
 """OCRNet recipe transforms: Resize(random ratio, keep ratio) -> RandomCrop(cat_max_ratio) ->
 RandomFlip -> PhotoMetricDistortion -> Normalize(mean/std, RGB) -> HWC->CHW -> centred Padding.

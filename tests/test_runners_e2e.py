@@ -41,7 +41,8 @@ def world(tmp_path_factory):
 def run(args, tmp_path, world, **overrides):
     env = dict(os.environ, PYTHON=sys.executable, DATA_DIR=world["data"], LIST_DIR=str(tmp_path / "lists"),
                SNAPSHOT_DIR=str(tmp_path / "snap"), LOG_DIR=str(tmp_path / "log"),
-               OUTPUT_DIR=str(tmp_path / "vis"), GPU_IDS="0", NUM_WORKERS="0", **overrides)
+               OUTPUT_DIR=str(tmp_path / "vis"), GPU_IDS="0", NUM_WORKERS="0")
+    env.update(overrides)
     res = subprocess.run(["sh", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return res
