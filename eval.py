@@ -5,6 +5,10 @@
         --data-list ./dataset/list/cityscapes/val.lst --restore-from CS_scenes_40000.pth \
         --batch-size 4 --use-flip False --use-ms False --output-path ./visualize/val
 
+The Cityscapes lists come from ``python -m dataset.cityscapes make-lists`` (the runners make them). Without
+--data-list / --input-size / --num-classes the --dataset's own values are used (cityscapes_train: val.lst,
+the 1024x2048 canvas, 19 classes; voc_val / ade20k_val: their val split at the training crop's scale).
+
 mIoU (faithful) = mean over ALL --num-classes classes of tp / max(1, gt + pred - tp) from the dataset-level
 confusion matrix (an absent class counts as 0). Also reported: the mean over the classes present in the
 ground truth (``mIoU_present``).

@@ -5,6 +5,7 @@
         --data-dir ./dataset/cityscapes --data-list ./dataset/list/cityscapes/test.lst \
         --restore-from CS_scenes_40000.pth --output-path ./visualize/test
 
+The test list comes from ``python -m dataset.cityscapes make-lists`` (the runners make it).
 Files: ``<output-path>/<city>_<seq>_<frame>_leftImg8bit.png`` (flat folder, values = Cityscapes labelIds,
 size = the input image), then ``<output-path>.zip`` (or --zip) with those files at its top level.
 """
