@@ -88,7 +88,8 @@ ocnet_stage() {
     stage=$1
     shift
     status=0
-    "$@" || status=$?
+    [ -z "${OCNET_SIGNAL:-}" ] || stage="$stage (not started: SIG$OCNET_SIGNAL received before it)"
+    [ -n "${OCNET_SIGNAL:-}" ] || "$@" || status=$?
     if [ "$status" -eq 0 ] && [ -n "${OCNET_SIGNAL:-}" ]; then
         status=130
         [ "$OCNET_SIGNAL" = TERM ] && status=143
