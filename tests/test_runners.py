@@ -109,6 +109,7 @@ def official_tree(tmp_path_factory):
 
 
 def fake_env(tmp_path, data_dir, **extra):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     fake = tmp_path / "fake_python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
@@ -220,3 +221,26 @@ def test_sigterm_to_the_process_group_stops_after_training(tmp_path, official_tr
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, out + err
     assert "To resume, run the same command again" in out and not calls(tmp_path, "eval.py")
+
+
+def test_ocrnet_runner_overrides_lists_and_eval_batch(tmp_path, official_tree):
+    env = fake_env(tmp_path, official_tree, NUM_STEPS="3", INPUT_SIZE="64,128", BATCH_SIZE="2")
+    res = run_runner_args(["scripts/run_ocrnet.sh", "cityscapes", "resnet50"], env)
+    assert "NUM_STEPS=3" in res.stdout and "INPUT_SIZE=64,128" in res.stdout
+    (train,) = calls(tmp_path, "train.py")
+    assert [flag(train, f) for f in ("--num-steps", "--input-size", "--batch-size", "--dataset")] == [
+        "3", "64,128", "2", "cityscapes_ocr_train"]
+    assert flag(train, "--data-list") == str(tmp_path / "lists" / "train.lst")
+    assert (tmp_path / "lists" / "val.lst").is_file() and not (tmp_path / "lists" / "test.lst").exists()
+    (evaluation,) = calls(tmp_path, "eval.py")
+    assert [flag(evaluation, f) for f in ("--batch-size", "--input-size", "--dataset")] == [
+        "1", "64,128", "cityscapes_ocr_val"]
+    assert flag(evaluation, "--restore-from") == str(tmp_path / "snap" / "CS_scenes_3.pth")
+    res = run_runner_args(["scripts/run_ocrnet.sh", "voc", "resnet50"], fake_env(tmp_path / "voc", official_tree,
+                                                                                 FAKE_TRAIN_RC="143"))
+    assert res.returncode == 143 and "To resume" in res.stdout and "making the missing" not in res.stdout
+
+
+def run_runner_args(args, env):
+    os.makedirs(os.path.dirname(env["FAKE_LOG"]), exist_ok=True)
+    return subprocess.run(["sh", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
