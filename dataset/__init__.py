@@ -18,6 +18,7 @@ DATASETS = {
     # OCRNet recipe (sssegmentation pipeline, ImageNet mean/std)
     "cityscapes_ocr_train": "cityscapes_ocr.CityscapesOCRTrain",
     "cityscapes_ocr_val": "cityscapes_ocr.CityscapesOCRVal",
+    "cityscapes_ocr_test": "cityscapes_ocr.CityscapesOCRTest",
     "ade20k_train": "ade20k.ADE20KTrain",
     "ade20k_val": "ade20k.ADE20KVal",
     "voc_train": "voc.VOCTrain",

@@ -27,6 +27,15 @@ from .lists import read_list, warn_count
 from .sample import Sample, make_meta
 
 
+def recipe_scales(dataset, crop_size=None, base_scale=None):
+    """(crop, base scale) of a recipe dataset: the recipe scales with the crop, so the seed crop
+    gives the seed base scale (e.g. (2048, 512)) and half the crop half of it; ``base_scale`` wins."""
+    crop = tuple(int(v) for v in (crop_size or dataset.CROP_SIZE))
+    f = crop[0] / dataset.CROP_SIZE[0]
+    base = tuple(base_scale or (round(dataset.BASE_SCALE[0] * f), round(dataset.BASE_SCALE[1] * f)))
+    return crop, base
+
+
 class RecipeSegmentation(data.Dataset):
     """OCRNet-recipe dataset. Subclasses set the class attributes and implement ``_items`` and
     ``map_label``.
@@ -65,11 +74,7 @@ class RecipeSegmentation(data.Dataset):
                  mirror=True, ignore_label=255, train=True, photometric=True, split=None,
                  base_scale=None):
         self.root, self.train, self.ignore_label = root, train, ignore_label
-        self.crop_size = tuple(int(v) for v in (crop_size or self.CROP_SIZE))
-        # the recipe scales with the crop: the seed crop gives the seed base scale (2048, 512) ...
-        f = self.crop_size[0] / self.CROP_SIZE[0]
-        self.base_scale = tuple(base_scale or (round(self.BASE_SCALE[0] * f),
-                                               round(self.BASE_SCALE[1] * f)))
+        self.crop_size, self.base_scale = recipe_scales(self, crop_size, base_scale)
         self.scale, self.mirror, self.photometric = scale, mirror, photometric
         self.split = split or ("train" if train else "val")
         items = [(entry[0], entry[1]) for entry in self._items(root, list_path or None)]

@@ -72,11 +72,15 @@ ALLOW_RANDOM_INIT=${ALLOW_RANDOM_INIT:-False}
 LIST_DIR=${LIST_DIR:-./dataset/list/cityscapes}
 TRAIN_LIST=${TRAIN_LIST:-}
 VAL_LIST=${VAL_LIST:-}
-TEST_LIST=""
-if [ "$DATASET" = cityscapes ]; then
+TEST_LIST=${TEST_LIST:-}
+STAGES=2
+if [ "$DATASET" = cityscapes ]; then   # + a test-server submission (stage 3)
   TRAIN_LIST=${TRAIN_LIST:-$LIST_DIR/train.lst}
   VAL_LIST=${VAL_LIST:-$LIST_DIR/val.lst}
+  TEST_LIST=${TEST_LIST:-$LIST_DIR/test.lst}
+  STAGES=3
 fi
+OUTPUT_DIR=${OUTPUT_DIR:-./visualize}
 SNAPSHOT_DIR=${SNAPSHOT_DIR:-./checkpoint/snapshots_${TAG}}
 LOG_DIR=${LOG_DIR:-./log}
 DEMO=${DEMO:-auto}
@@ -93,7 +97,7 @@ if [ "$DEMO" = 1 ]; then
     ade20k) MAKE="from dataset.synthetic_ocr import make_synthetic_ade20k as m; m('$DATA_DIR')" ;;
     cityscapes)
       MAKE="from dataset.synthetic import make_synthetic_cityscapes as m; m('$DATA_DIR', n_train=4, n_val=2, n_test=1, size=(64, 128))"
-      TRAIN_LIST=$DATA_DIR/train.lst; VAL_LIST=$DATA_DIR/val.lst ;;
+      TRAIN_LIST=$DATA_DIR/train.lst; VAL_LIST=$DATA_DIR/val.lst; TEST_LIST=$DATA_DIR/test.lst ;;
   esac
   ocnet_stage demo-data "$PYTHON" -c "$MAKE"
   NUM_STEPS=4; BATCH_SIZE=2; INPUT_SIZE=$DEMO_CROP; EVAL_SIZE=$DEMO_CROP; SAVE_EVERY=1000
@@ -104,13 +108,13 @@ if [ "$DEMO" = 1 ]; then
 elif [ "$DATASET" = cityscapes ]; then
   ocnet_lists
 fi
-mkdir -p "$LOG_DIR/log_train" "$LOG_DIR/log_test" "$SNAPSHOT_DIR"
+mkdir -p "$LOG_DIR/log_train" "$LOG_DIR/log_test" "$SNAPSHOT_DIR" "$OUTPUT_DIR"
 ocnet_log "python: $PYTHON, processes: $NPROC, mode: $([ "$DEMO" = 1 ] && echo demo || echo paper)"
 ocnet_show DATASET BACKBONE DATA_DIR PRETRAINED GPU_IDS LEARNING_RATE MIN_LR WEIGHT_DECAY BATCH_SIZE \
   NUM_STEPS INPUT_SIZE EVAL_SIZE EVAL_BATCH_SIZE SAVE_EVERY NUM_WORKERS ALLOW_RANDOM_INIT TRAIN_LIST \
-  VAL_LIST SNAPSHOT_DIR LOG_DIR
+  VAL_LIST TEST_LIST SNAPSHOT_DIR LOG_DIR OUTPUT_DIR
 
-ocnet_log "1/2 train OCRNet ${BACKBONE} on ${DATASET}: ${NUM_STEPS} iterations (log $LOG_DIR/log_train/log_${TAG})"
+ocnet_log "1/$STAGES train OCRNet ${BACKBONE} on ${DATASET}: ${NUM_STEPS} iterations (log $LOG_DIR/log_train/log_${TAG})"
 ocnet_stage train ocnet_launch train.py --network "$BACKBONE" --method ocr --dataset "${NAME}_train" \
   --data-dir "$DATA_DIR" --data-list "$TRAIN_LIST" --num-classes "$K" --ignore-label 255 \
   --input-size "$INPUT_SIZE" --batch-size "$BATCH_SIZE" --num-steps "$NUM_STEPS" --gpu "$GPU_IDS" \
@@ -124,7 +128,7 @@ CKPT=$SNAPSHOT_DIR/CS_scenes_${NUM_STEPS}.pth
 
 # whole-image single-scale evaluation; --input-size = the training crop sets the base scale
 # (2048, 512) / (2048, 1024) of the keep-ratio resize
-ocnet_log "2/2 eval on val (log $LOG_DIR/log_test/log_${TAG}_val)"
+ocnet_log "2/$STAGES eval on val (log $LOG_DIR/log_test/log_${TAG}_val)"
 ocnet_stage eval-val ocnet_launch eval.py --network "$BACKBONE" --method ocr --dataset "${NAME}_val" \
   --data-dir "$DATA_DIR" --data-list "$VAL_LIST" --num-classes "$K" --ignore-label 255 \
   --input-size "$EVAL_SIZE" --batch-size "$EVAL_BATCH_SIZE" --restore-from "$CKPT" \
@@ -133,3 +137,13 @@ ocnet_stage eval-val ocnet_launch eval.py --network "$BACKBONE" --method ocr --d
   --log-file "$LOG_DIR/log_test/log_${TAG}_val"
 "$PYTHON" -c "import json, sys; r = json.load(open(sys.argv[1])); print('[%s] val mIoU: %.4f (over the %d classes present: %.4f)' % (sys.argv[2], r['mIoU'], len(r['present']), r['mIoU_present']))" \
   "$SNAPSHOT_DIR/eval/results.json" "$(basename "$0")"
+
+if [ "$DATASET" = cityscapes ]; then
+  ocnet_log "3/3 test-server submission -> $OUTPUT_DIR/${TAG}_test.zip"
+  ocnet_stage submit ocnet_launch generate_submit.py --network "$BACKBONE" --method ocr \
+    --dataset cityscapes_ocr_test --data-dir "$DATA_DIR" --data-list "$TEST_LIST" \
+    --input-size "$EVAL_SIZE" --batch-size "$EVAL_BATCH_SIZE" --restore-from "$CKPT" --gpu "$GPU_IDS" \
+    --use-flip False --use-ms False --predict-choice whole --whole-scale 1 \
+    --num-workers "$NUM_WORKERS" --output-path "$OUTPUT_DIR/${TAG}_test" --store-output True \
+    --log-file "$LOG_DIR/log_test/log_${TAG}_test"
+fi

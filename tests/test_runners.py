@@ -231,7 +231,7 @@ def test_ocrnet_runner_overrides_lists_and_eval_batch(tmp_path, official_tree):
     assert [flag(train, f) for f in ("--num-steps", "--input-size", "--batch-size", "--dataset")] == [
         "3", "64,128", "2", "cityscapes_ocr_train"]
     assert flag(train, "--data-list") == str(tmp_path / "lists" / "train.lst")
-    assert (tmp_path / "lists" / "val.lst").is_file() and not (tmp_path / "lists" / "test.lst").exists()
+    assert (tmp_path / "lists" / "val.lst").is_file() and (tmp_path / "lists" / "test.lst").is_file()
     (evaluation,) = calls(tmp_path, "eval.py")
     assert [flag(evaluation, f) for f in ("--batch-size", "--input-size", "--dataset")] == [
         "1", "64,128", "cityscapes_ocr_val"]

@@ -112,6 +112,8 @@ def test_ocrnet_paper_path_on_the_official_layout(tmp_path, world):
     assert os.path.isfile(tmp_path / "snap" / "CS_scenes_2.pth")
     check_results(tmp_path / "snap" / "eval" / "results.json", world["data"],
                   tmp_path / "lists" / "val.lst", images=2)
+    check_submission(tmp_path / "vis" / "ocrnet_hrnetv2_w18s_cityscapes_test.zip", world["data"],
+                     tmp_path / "lists" / "test.lst")
 
 
 @pytest.mark.parametrize("runner", ["scripts/run_pyramid_oc.sh", "scripts/run_baseline.sh"])
