@@ -33,7 +33,7 @@ def _check_network(network):
     # registered; only the ResNet-101 (Caffe mean) normalisation exists here.
     if network not in _NORMALISED_NETWORKS:
         raise ConfigError(f"network={network!r}: Cityscapes normalisation is defined only for "
-                         f"{', '.join(_NORMALISED_NETWORKS)}")
+                          f"{', '.join(_NORMALISED_NETWORKS)}")
 
 
 def _repeat(items, max_iters):
@@ -65,8 +65,8 @@ class CitySegmentationTrain(_CityscapesDefaults, data.Dataset):
 
     Returns a :class:`~dataset.sample.Sample` ``(image float32 (3, h, w), label float32 (h, w), meta,
     name)`` with ``name`` the label file's basename without extension and ``meta`` the original
-    size and the (top-left) region of the crop that holds the image. Random draws: ``random`` (scale, crop)
-    and ``np.random`` (mirror); see ``dataset.transforms``.
+    size and the (top-left) region of the crop that holds the image (also the scored label region).
+    Random draws: ``random`` (scale, crop) and ``np.random`` (mirror); see ``dataset.transforms``.
 
     Args:
         root: data dir the list paths are relative to.
