@@ -5,6 +5,7 @@
         --data-dir ./dataset/cityscapes --data-list ./dataset/list/cityscapes/test.lst \
         --restore-from CS_scenes_40000.pth --output-path ./visualize/test
 
+The test list comes from ``python -m dataset.cityscapes make-lists`` (the runners make it).
 Files: ``<output-path>/<city>_<seq>_<frame>_leftImg8bit.png`` (flat folder, values = Cityscapes labelIds,
 size = the input image), then ``<output-path>.zip`` (or --zip) with those files at its top level.
 """
@@ -84,21 +85,25 @@ def main(argv=None):
 
 def _submit(args, runtime, log):
     from dataset import get_segmentation_dataset
+    from dataset.sample import meta_sizes
     log.info("generate_submit.py arguments:")
     print_args(args, log.info)
     if not args.store_output:
         # faithful: the original wrote files only with --store-output True (the scripts pass True).
         log.warning("--store-output False: nothing will be written")
+    # built first: a wrong --data-dir or list fails before the model is built
+    dataset = get_segmentation_dataset(args.dataset, root=args.data_dir, list_path=args.data_list,
+                                       crop_size=args.input_size)
     model, align_corners = build_inference_model(
         model_name(args), args.restore_from, runtime, log, num_classes=args.num_classes,
         trust=args.trust_checkpoint, options=model_kwargs(args))
-    dataset = get_segmentation_dataset(args.dataset, root=args.data_dir, list_path=args.data_list,
-                                       crop_size=args.input_size)
     loader = build_loader(dataset, args.batch_size, args.num_workers, runtime)
     os.makedirs(args.output_path, exist_ok=True)
     expected = {}
-    for images, sizes, names in tqdm(loader, desc="submit", disable=not runtime.is_main):
-        preds = predict_labels(model, images, sizes, align_corners, **predict_options(args))
+    for images, meta, names in tqdm(loader, desc="submit", disable=not runtime.is_main):
+        # one PNG of the original image size per test image
+        preds = predict_labels(model, images, meta_sizes(meta, "input_size"), align_corners,
+                               **predict_options(args), label_shapes=meta_sizes(meta, "orig_size"))
         for pred, name in zip(preds, names):
             file_name = f"{os.path.basename(name)}.png"
             expected[file_name] = tuple(pred.shape)

@@ -1,20 +1,29 @@
 # Port of OCNet.pytorch dataset/cityscapes.py (679a45b). MIT licence, after
 # openseg-group/OCNet.pytorch.
-"""Cityscapes datasets: list parsing and file I/O; the pipeline itself is in ``transforms``.
+"""Cityscapes datasets (file I/O; the pipeline itself is in ``transforms``) and their defaults.
 
 List files are the original's: ``image_path<TAB>label_path`` per line (test lists: image only),
-relative to the data root. All listed files are checked at construction, so a wrong ``--data-dir``
-or a stale list fails at once with the missing count and examples instead of mid-training.
+relative to the data root (``dataset.lists``). When the default lists are absent they are made from
+the official layout: ``python -m dataset.cityscapes make-lists --data-dir ...``
+(``dataset.cityscapes_lists``). All listed files are checked at construction, so a wrong
+``--data-dir`` or a stale list fails at once, naming the list line and file, before any training.
 """
 from __future__ import annotations
 
 import math
 import os
+import sys
 
 import numpy as np
 from torch.utils import data
 
+from utils.errors import ConfigError, DatasetError
+
 from . import transforms as T
+from .cityscapes_lists import DEFAULT_LIST_DIR, layout_hint
+from .labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
+from .lists import read_list
+from .sample import Sample, UnlabelledSample, make_meta
 
 _NORMALISED_NETWORKS = ("resnet101",)
 
@@ -23,40 +32,8 @@ def _check_network(network):
     # The original had /255 + mean/std branches for 'mobilenetv2' / 'wide_resnet38', which it never
     # registered; only the ResNet-101 (Caffe mean) normalisation exists here.
     if network not in _NORMALISED_NETWORKS:
-        raise ValueError(f"network={network!r}: Cityscapes normalisation is defined only for "
-                         f"{', '.join(_NORMALISED_NETWORKS)}")
-
-
-def read_list(root, list_path, with_label=True):
-    """Parse a list file into [(image_file, label_file or None)] with paths joined to ``root``.
-
-    Raises FileNotFoundError naming the data dir, the list file, or the missing entries (count and
-    the first few), and ValueError for a train line without a label path.
-    """
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"data dir {root!r} does not exist (check --data-dir)")
-    if not os.path.isfile(list_path):
-        raise FileNotFoundError(f"list file {list_path!r} does not exist (check --data-list)")
-    items = []
-    with open(list_path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            fields = line.split("\t") if "\t" in line else line.split()
-            if with_label and len(fields) < 2:
-                raise ValueError(f"{list_path}:{lineno}: expected 'image<TAB>label', got {line!r}")
-            label = os.path.join(root, fields[1].strip()) if with_label else None
-            items.append((os.path.join(root, fields[0].strip()), label))
-    if not items:
-        raise ValueError(f"list file {list_path!r} has no entries")
-    missing = sorted({p for item in items for p in item if p is not None and not os.path.isfile(p)})
-    if missing:
-        shown = "\n  ".join(missing[:5])
-        raise FileNotFoundError(
-            f"{len(missing)} file(s) listed in {list_path} do not exist under data dir {root!r}, "
-            f"e.g.:\n  {shown}")
-    return items
+        raise ConfigError(f"network={network!r}: Cityscapes normalisation is defined only for "
+                          f"{', '.join(_NORMALISED_NETWORKS)}")
 
 
 def _repeat(items, max_iters):
@@ -66,12 +43,30 @@ def _repeat(items, max_iters):
     return list(items) * int(math.ceil(float(max_iters) / len(items)))
 
 
-class CitySegmentationTrain(data.Dataset):
+class _CityscapesDefaults:
+    """What the command line takes from the dataset when a flag is not given (per script mode)."""
+
+    NUM_CLASSES = NUM_CLASSES
+    IGNORE_LABEL = IGNORE_LABEL
+    CLASS_NAMES = CLASS_NAMES
+    # changed: the original's eval.py also defaulted to train.lst; evaluation defaults to val.lst.
+    DEFAULT_LISTS = {"train": f"{DEFAULT_LIST_DIR}/train.lst", "eval": f"{DEFAULT_LIST_DIR}/val.lst",
+                     "submit": f"{DEFAULT_LIST_DIR}/test.lst"}
+    SAME_SIZE_ITEMS = True      # every item is padded to the --input-size canvas
+
+    @classmethod
+    def default_input_sizes(cls):
+        """faithful: train crops 769x769; eval/submit used a hard-coded 1024x2048 canvas."""
+        return {"train": (769, 769), "eval": (1024, 2048), "submit": (1024, 2048)}
+
+
+class CitySegmentationTrain(_CityscapesDefaults, data.Dataset):
     """Cityscapes with labels (training, and evaluation with scale=False, mirror=False).
 
-    Returns ``(image float32 (3, h, w), label float32 (h, w), np.array(orig (H, W, 3)), name)`` with
-    ``name`` the label file's basename without extension. Random draws: ``random`` (scale, crop)
-    and ``np.random`` (mirror); see ``dataset.transforms``.
+    Returns a :class:`~dataset.sample.Sample` ``(image float32 (3, h, w), label float32 (h, w), meta,
+    name)`` with ``name`` the label file's basename without extension and ``meta`` the original
+    size and the (top-left) region of the crop that holds the image (also the scored label region).
+    Random draws: ``random`` (scale, crop) and ``np.random`` (mirror); see ``dataset.transforms``.
 
     Args:
         root: data dir the list paths are relative to.
@@ -88,7 +83,8 @@ class CitySegmentationTrain(data.Dataset):
         self.root, self.list_path = root, list_path
         self.crop_h, self.crop_w = (int(v) for v in crop_size)
         self.scale, self.is_mirror, self.ignore_label = scale, mirror, ignore_label
-        self.files = _repeat(read_list(root, list_path, with_label=True), max_iters)
+        entries = read_list(root, list_path, with_label=True, layout_hint=layout_hint)
+        self.files = _repeat([(e.image, e.label) for e in entries], max_iters)
 
     def __len__(self):
         return len(self.files)
@@ -98,13 +94,14 @@ class CitySegmentationTrain(data.Dataset):
         image = T.read_image(img_file)                        # (H, W, 3) RGB uint8
         label = T.read_label(label_file)                      # (H, W) labelIds
         if label.shape != image.shape[:2]:
-            raise ValueError(f"label {label_file} is {label.shape[0]}x{label.shape[1]} but image "
+            raise DatasetError(f"label {label_file} is {label.shape[0]}x{label.shape[1]} but image "
                              f"{img_file} is {image.shape[0]}x{image.shape[1]}")
         label = T.id_to_train_id(label, label_file)           # (H, W) uint8 trainIds / 255
-        size = image.shape
+        orig = image.shape[:2]
         name = os.path.splitext(os.path.basename(label_file))[0]
         if self.scale:
             image, label = T.random_scale(image, label)
+        content = (min(image.shape[0], self.crop_h), min(image.shape[1], self.crop_w))
         image = T.caffe_normalize(image)                      # (H', W', 3) float32
         crop = (self.crop_h, self.crop_w)
         image, label = T.pad_to_crop(image, label, crop, self.ignore_label)
@@ -112,12 +109,13 @@ class CitySegmentationTrain(data.Dataset):
         image = image.transpose((2, 0, 1))                    # (3, h, w)
         if self.is_mirror:
             image, label = T.random_mirror(image, label)
-        return (np.ascontiguousarray(image, dtype=np.float32),
-                np.ascontiguousarray(label, dtype=np.float32), np.array(size), name)
+        return Sample(np.ascontiguousarray(image, dtype=np.float32),
+                      np.ascontiguousarray(label, dtype=np.float32), make_meta(orig, content), name)
 
 
-class CitySegmentationTest(data.Dataset):
-    """Cityscapes images without labels (test server). Returns ``(image, np.array(size), name)``.
+class CitySegmentationTest(_CityscapesDefaults, data.Dataset):
+    """Cityscapes images without labels (test server): :class:`~dataset.sample.UnlabelledSample`
+    ``(image, meta, name)``.
 
     Same normalisation as training; padded bottom/right to ``crop_size`` (a no-op at 1024x2048).
     ``name`` is the image basename without extension (``<city>_<seq>_<frame>_leftImg8bit``).
@@ -127,7 +125,8 @@ class CitySegmentationTest(data.Dataset):
         _check_network(network)
         self.root, self.list_path = root, list_path
         self.crop_h, self.crop_w = (int(v) for v in crop_size)
-        self.files = _repeat(read_list(root, list_path, with_label=False), max_iters)
+        entries = read_list(root, list_path, with_label=False, layout_hint=layout_hint)
+        self.files = _repeat([(e.image, e.label) for e in entries], max_iters)
 
     def __len__(self):
         return len(self.files)
@@ -135,7 +134,12 @@ class CitySegmentationTest(data.Dataset):
     def __getitem__(self, index):
         img_file, _ = self.files[index]
         image = T.read_image(img_file)
-        size = image.shape
+        orig = image.shape[:2]
         name = os.path.splitext(os.path.basename(img_file))[0]
         image, _ = T.pad_to_crop(T.caffe_normalize(image), None, (self.crop_h, self.crop_w))
-        return np.ascontiguousarray(image.transpose((2, 0, 1))), np.array(size), name
+        return UnlabelledSample(np.ascontiguousarray(image.transpose((2, 0, 1))), make_meta(orig, orig), name)
+
+
+if __name__ == "__main__":
+    from .cityscapes_lists import main
+    sys.exit(main())

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
+from utils.errors import DatasetError
+
 NUM_CLASSES = 19
 IGNORE_LABEL = 255
 MAX_LABEL_ID = 33  # largest labelId stored in a Cityscapes labelIds PNG
@@ -62,14 +64,14 @@ def id_to_train_id(label: np.ndarray, source: str | None = None) -> np.ndarray:
         label: integer array of Cityscapes labelIds (0..33).
         source: file name used in the error message.
     Raises:
-        ValueError: if a value is not a Cityscapes labelId (< 0 or > 33), naming ``source``.
+        DatasetError (a ValueError): if a value is not a Cityscapes labelId (< 0 or > 33), naming ``source``.
     """
     label = np.asarray(label)
     if label.dtype.kind not in "ui":
-        raise ValueError(f"{source or 'label'}: label map must hold integers, got dtype {label.dtype}")
+        raise DatasetError(f"{source or 'label'}: label map must hold integers, got dtype {label.dtype}")
     if label.size and (label.min() < 0 or label.max() > MAX_LABEL_ID):
         bad = label[(label < 0) | (label > MAX_LABEL_ID)]
-        raise ValueError(
+        raise DatasetError(
             f"{source or 'label'}: values {_describe_bad(bad)} are not Cityscapes labelIds (0..33); "
             "the list must point at *_labelIds.png files (not labelTrainIds or colour PNGs)")
     return _ID_LUT[label]

@@ -1,67 +1,39 @@
 # New (no OCNet counterpart): the dataset base of the OCRNet recipe (ADE20K, VOC, Cityscapes-OCR),
 # sssegmentation-style items on top of dataset/transforms.py I/O. MIT licence.
-"""Base class of the OCRNet-recipe datasets (README, "OCRNet").
+"""Base class of the OCRNet-recipe datasets (ADE20K, VOC, Cityscapes with the OCR pipeline).
 
-Training items (``train=True``) go through :func:`dataset.seg_transforms.train_pipeline` and are
-``(image float32 (3, h, w), label float32 (h, w), np.array(original (H, W, 3)), name)`` like the
-Cityscapes loader. Validation items follow the seed's whole-image protocol: the image is resized
-keep-ratio into the base scale (e.g. (2048, 512)) and normalised, the label stays at the original
-resolution, and ``size = np.array([h_in, w_in, H, W])`` tells the evaluator to upsample the logits
-of the ``h_in x w_in`` input to ``H x W`` (bilinear, the model's align_corners) before the argmax.
-Validation images differ in size: evaluate with ``--batch-size 1``.
+The recipe is sssegmentation's OCRNet configuration. Training items (``train=True``) go through
+:func:`dataset.seg_transforms.train_pipeline` and are :class:`~dataset.sample.Sample` tuples like the
+Cityscapes loader. Validation items follow the whole-image protocol: the image is resized keep-ratio
+into the base scale (e.g. (2048, 512)) and normalised, the label stays at the original resolution;
+``meta['input_size']`` is the resized ``h_in x w_in`` and ``meta['label_size']`` the original
+``H x W``, so the evaluator upsamples the logits (bilinear, the model's align_corners) to the label
+before the argmax. ADE20K and VOC validation images differ in size (``SAME_SIZE_ITEMS = False``):
+they are evaluated one per batch (eval.py refuses another ``--batch-size``).
 """
 from __future__ import annotations
 
 import math
 import os
-import warnings
 
 import numpy as np
 from torch.utils import data
 
+from utils.errors import DatasetError
+
 from . import seg_transforms as S
 from . import transforms as T
+from .lists import read_list, warn_count
+from .sample import Sample, make_meta
 
 
-def read_split_list(root, list_path, image_dir, label_dir, image_ext, label_ext):
-    """[(image, label)] from a list file of ids (one per line, sssegmentation / VOC ImageSets) or
-    of ``image<TAB>label`` relative paths (the Cityscapes list format).
-
-    Raises FileNotFoundError for a missing data dir / list / listed files (count + examples) and
-    ValueError for an empty list.
-    """
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"data dir {root!r} does not exist (check --data-dir)")
-    if not os.path.isfile(list_path):
-        raise FileNotFoundError(f"list file {list_path!r} does not exist (check --data-list)")
-    items = []
-    with open(list_path) as handle:
-        for line in handle:
-            fields = line.strip().split()
-            if len(fields) == 1:
-                items.append((os.path.join(root, image_dir, fields[0] + image_ext),
-                              os.path.join(root, label_dir, fields[0] + label_ext)))
-            elif len(fields) >= 2:
-                items.append((os.path.join(root, fields[0]), os.path.join(root, fields[1])))
-    if not items:
-        raise ValueError(f"list file {list_path!r} has no entries")
-    check_files(items, f"list {list_path}", root)
-    return items
-
-
-def check_files(items, source, root):
-    missing = sorted({p for item in items for p in item if not os.path.isfile(p)})
-    if missing:
-        shown = "\n  ".join(missing[:5])
-        raise FileNotFoundError(f"{len(missing)} file(s) of {source} do not exist under data dir "
-                                f"{root!r}, e.g.:\n  {shown}")
-
-
-def warn_count(n, expected, what):
-    """Warn when a split does not have its official size (e.g. VOC trainaug 10,582)."""
-    if expected is not None and n != expected:
-        warnings.warn(f"{what} has {n} images, the official split has {expected}; results will not "
-                      "be comparable with the published ones", stacklevel=3)
+def recipe_scales(dataset, crop_size=None, base_scale=None):
+    """(crop, base scale) of a recipe dataset: the recipe scales with the crop, so the seed crop
+    gives the seed base scale (e.g. (2048, 512)) and half the crop half of it; ``base_scale`` wins."""
+    crop = tuple(int(v) for v in (crop_size or dataset.CROP_SIZE))
+    f = crop[0] / dataset.CROP_SIZE[0]
+    base = tuple(base_scale or (round(dataset.BASE_SCALE[0] * f), round(dataset.BASE_SCALE[1] * f)))
+    return crop, base
 
 
 class RecipeSegmentation(data.Dataset):
@@ -84,22 +56,28 @@ class RecipeSegmentation(data.Dataset):
     """
 
     NUM_CLASSES = None
+    IGNORE_LABEL = 255
+    CLASS_NAMES = ()
     BASE_SCALE = (2048, 512)
     CROP_SIZE = (512, 512)
     SPLIT_SIZES = {}            # official image counts per split name, for warn_count
+    SAME_SIZE_ITEMS = False     # validation images keep their own aspect ratio
+    # --data-list default: None = the dataset finds its split itself (subclasses may set paths)
+    DEFAULT_LISTS = {"train": None, "eval": None, "submit": None}
+
+    @classmethod
+    def default_input_sizes(cls):
+        """--input-size default: the training crop, also for eval (the base scale follows it)."""
+        return {"train": cls.CROP_SIZE, "eval": cls.CROP_SIZE, "submit": cls.CROP_SIZE}
 
     def __init__(self, root, list_path=None, max_iters=None, crop_size=None, scale=True,
                  mirror=True, ignore_label=255, train=True, photometric=True, split=None,
                  base_scale=None):
         self.root, self.train, self.ignore_label = root, train, ignore_label
-        self.crop_size = tuple(int(v) for v in (crop_size or self.CROP_SIZE))
-        # the recipe scales with the crop: the seed crop gives the seed base scale (2048, 512) ...
-        f = self.crop_size[0] / self.CROP_SIZE[0]
-        self.base_scale = tuple(base_scale or (round(self.BASE_SCALE[0] * f),
-                                               round(self.BASE_SCALE[1] * f)))
+        self.crop_size, self.base_scale = recipe_scales(self, crop_size, base_scale)
         self.scale, self.mirror, self.photometric = scale, mirror, photometric
         self.split = split or ("train" if train else "val")
-        items = self._items(root, list_path or None)
+        items = [(entry[0], entry[1]) for entry in self._items(root, list_path or None)]
         key = os.path.splitext(os.path.basename(list_path))[0] if list_path else self.split
         warn_count(len(items), self.SPLIT_SIZES.get(key), f"{type(self).__name__} list {key!r}")
         if max_iters is not None and train:
@@ -117,7 +95,7 @@ class RecipeSegmentation(data.Dataset):
         """ValueError naming the file and the bad values unless every value is in ``valid``."""
         bad = np.setdiff1d(np.unique(label), np.asarray(valid))
         if bad.size:
-            raise ValueError(f"label {path}: values {bad[:10].tolist()} are outside the "
+            raise DatasetError(f"label {path}: values {bad[:10].tolist()} are outside the "
                              f"{type(self).__name__} label set (0..{self.NUM_CLASSES} / "
                              f"{self.ignore_label}); is this the right dataset / annotation folder?")
 
@@ -129,7 +107,7 @@ class RecipeSegmentation(data.Dataset):
         image = T.read_image(img_file)                       # (H, W, 3) RGB uint8
         raw = T.read_label(label_file)                       # (H, W) stored values
         if raw.shape != image.shape[:2]:
-            raise ValueError(f"label {label_file} is {raw.shape[0]}x{raw.shape[1]} but image "
+            raise DatasetError(f"label {label_file} is {raw.shape[0]}x{raw.shape[1]} but image "
                              f"{img_file} is {image.shape[0]}x{image.shape[1]}")
         label = self.map_label(raw, label_file)              # (H, W) uint8 train ids / ignore
         name = os.path.splitext(os.path.basename(img_file))[0]
@@ -137,9 +115,10 @@ class RecipeSegmentation(data.Dataset):
             img, lab = S.train_pipeline(image, label, self.crop_size, self.base_scale,
                                         ignore_label=self.ignore_label, scale=self.scale,
                                         mirror=self.mirror, photometric=self.photometric)
-            return (np.ascontiguousarray(img, dtype=np.float32),
-                    np.ascontiguousarray(lab, dtype=np.float32), np.array(image.shape), name)
+            return Sample(np.ascontiguousarray(img, dtype=np.float32),
+                          np.ascontiguousarray(lab, dtype=np.float32),
+                          make_meta(image.shape[:2], img.shape[1:]), name)
         img, _ = S.resize_keep_ratio(image, None, self.base_scale)   # (h_in, w_in, 3)
         img = S.normalize(img).transpose(2, 0, 1)                    # (3, h_in, w_in)
-        size = np.array([img.shape[1], img.shape[2], label.shape[0], label.shape[1]])
-        return (np.ascontiguousarray(img), label.astype(np.float32), size, name)
+        return Sample(np.ascontiguousarray(img), label.astype(np.float32),
+                      make_meta(label.shape, img.shape[1:], label_size=label.shape), name)

@@ -1,5 +1,5 @@
-# New (no OCNet counterpart): the sssegmentation / mmseg training pipeline of the OCRNet seed table
-# (README, "OCRNet"), on NumPy arrays, reusing dataset/transforms.py for I/O and cv2-exact resizing.
+# New (no OCNet counterpart): the sssegmentation / mmseg training pipeline of sssegmentation's OCRNet
+# configurations, on NumPy arrays, reusing dataset/transforms.py for I/O and cv2-exact resizing.
 # MIT licence.
 """OCRNet recipe transforms: Resize(random ratio, keep ratio) -> RandomCrop(cat_max_ratio) ->
 RandomFlip -> PhotoMetricDistortion -> Normalize(mean/std, RGB) -> HWC->CHW -> centred Padding.
@@ -12,7 +12,7 @@ Documented deviations / choices:
 * Colour conversion for the saturation and hue steps is an exact float port of OpenCV's 8-bit
   RGB<->HSV formulas (H in [0, 180), S, V in [0, 255], rounded); OpenCV's fixed-point tables may
   differ by one level on some pixels. sssegmentation converts its *BGR* array with
-  ``COLOR_RGB2HSV`` (its quirk); we read RGB and convert it as RGB. The saturation step is
+  ``COLOR_RGB2HSV`` (the spec's quirk); we read RGB and convert it as RGB. The saturation step is
   order-invariant and the hue shift is symmetric, so the sample distribution is the same.
 * RandomCrop follows mmseg's ``cat_max_ratio`` loop: up to 10 candidate crops are checked; the
   first whose most frequent non-ignore class covers < 75 % of the labelled pixels (and that has at

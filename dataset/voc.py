@@ -28,8 +28,11 @@ import sys
 
 import numpy as np
 
+from utils.errors import MissingFileError
+
 from . import transforms as T
-from .seg_base import RecipeSegmentation, read_split_list
+from .lists import read_list
+from .seg_base import RecipeSegmentation
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -42,6 +45,7 @@ class VOCSegmentation(RecipeSegmentation):
     """VOC trainaug (``train=True``, 512x512 crops) or val (whole image in (2048, 512))."""
 
     NUM_CLASSES = 21
+    CLASS_NAMES = VOC_CLASSES
     BASE_SCALE = (2048, 512)
     CROP_SIZE = (512, 512)
     SPLIT_SIZES = {"trainaug": 10582, "train_aug": 10582, "val": 1449}
@@ -52,41 +56,46 @@ class VOCSegmentation(RecipeSegmentation):
 
     def _items(self, root, list_path):
         if not os.path.isdir(root):
-            raise FileNotFoundError(f"data dir {root!r} does not exist (check --data-dir: the "
+            raise MissingFileError(f"data dir {root!r} does not exist (check --data-dir: the "
                                     "VOCdevkit/VOC2012 folder)")
         label_dir = self.label_dir or ("SegmentationClassAug" if os.path.isdir(
             os.path.join(root, "SegmentationClassAug")) else "SegmentationClass")
         if not list_path:
             list_path = os.path.join(root, _DEFAULT_LISTS[self.split])
             if not os.path.isfile(list_path) and self.split == "train":
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"{list_path} does not exist: make the trainaug list and SBD masks with "
                     "'python -m dataset.voc make-trainaug --voc-root ... --sbd-root ...' "
                     "(see dataset/voc.py)")
-        return read_split_list(root, list_path, "JPEGImages", label_dir, ".jpg", ".png")
+        return read_list(root, list_path, ids=("JPEGImages", ".jpg", label_dir, ".png"))
 
     def map_label(self, label, path):
         self.check_range(label, list(range(21)) + [255], path)
         return label.astype(np.uint8)
 
 
-def VOCTrain(root, list_path=None, max_iters=None, crop_size=None, scale=True, mirror=True,
-             ignore_label=255, **kw):
-    """Registry entry ``voc_train``."""
-    return VOCSegmentation(root, list_path, max_iters, crop_size, scale, mirror, ignore_label,
-                           train=True, **kw)
+class VOCTrain(VOCSegmentation):
+    """Registry entry ``voc_train``: trainaug with the training pipeline (512x512 crops)."""
+
+    def __init__(self, root, list_path=None, max_iters=None, crop_size=None, scale=True, mirror=True,
+                 ignore_label=255, photometric=True, base_scale=None, label_dir=None):
+        super().__init__(root, list_path, max_iters, crop_size, scale, mirror, ignore_label,
+                         train=True, photometric=photometric, base_scale=base_scale,
+                         label_dir=label_dir)
 
 
-def VOCVal(root, list_path=None, max_iters=None, crop_size=None, scale=False, mirror=False,
-           ignore_label=255, **kw):
-    """Registry entry ``voc_val`` (scale / mirror / crop_size / max_iters are ignored)."""
-    return VOCSegmentation(root, list_path, None, crop_size, False, False, ignore_label,
-                           train=False, **kw)
+class VOCVal(VOCSegmentation):
+    """Registry entry ``voc_val``: whole images resized into the base scale, one per batch."""
+
+    def __init__(self, root, list_path=None, crop_size=None, ignore_label=255, base_scale=None,
+                 label_dir=None):
+        super().__init__(root, list_path, None, crop_size, False, False, ignore_label, train=False,
+                         base_scale=base_scale, label_dir=label_dir)
 
 
 def _read_ids(path):
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist")
+        raise MissingFileError(f"{path} does not exist")
     with open(path) as handle:
         return [line.strip() for line in handle if line.strip()]
 

@@ -1,9 +1,12 @@
 # shellcheck shell=sh
-# Shared logic of run_asp_oc.sh, run_base_oc.sh, scripts/run_pyramid_oc.sh and scripts/run_baseline.sh.
+# Shared logic of the runners (run_asp_oc.sh, run_base_oc.sh, scripts/run_pyramid_oc.sh,
+# scripts/run_baseline.sh; scripts/run_ocrnet.sh and scripts/test.sh use the helpers).
 # Sourced (POSIX sh) after the runner has set ROOT and its settings block:
 #   NETWORK METHOD GPU_IDS LEARNING_RATE WEIGHT_DECAY BATCH_SIZE NUM_STEPS INPUT_SIZE USE_OHEM OHEM_SINGLE
 #   OHEMTHRES OHEMKEEP START_ITERS DATA_DIR PRETRAINED EVAL_BATCH_SIZE USE_FLIP USE_MS
-# Environment knobs: PYTHON (use this interpreter, install nothing), NNODES / NODE_RANK / MASTER_ADDR /
+# Every setting, of the runner and below, can be overridden from the environment under its own name:
+#   NUM_STEPS=2 INPUT_SIZE=65,65 EVAL_SIZE=128,256 sh run_asp_oc.sh
+# Other knobs: PYTHON (use this interpreter, install nothing), NNODES / NODE_RANK / MASTER_ADDR /
 # MASTER_PORT (multi-node torchrun), DEMO_* (the CPU demo schedule below).
 
 # ---- CPU demo (used when $DATA_DIR does not exist) ----------------------------------------------------
@@ -73,13 +76,70 @@ ocnet_launch() {
     fi
 }
 
+# Ctrl-C / SIGTERM reach the running stage (the whole process group gets them); the runner itself
+# keeps going until that stage has stopped, so that it can report how, and then stops.
+ocnet_traps() {
+    trap 'OCNET_SIGNAL=INT' INT
+    trap 'OCNET_SIGNAL=TERM' TERM
+}
+
+# ocnet_stage NAME COMMAND...: run one stage; stop the runner with its status when it fails.
+ocnet_stage() {
+    stage=$1
+    shift
+    status=0
+    [ -z "${OCNET_SIGNAL:-}" ] || stage="$stage (not started: SIG$OCNET_SIGNAL received before it)"
+    [ -n "${OCNET_SIGNAL:-}" ] || "$@" || status=$?
+    if [ "$status" -eq 0 ] && [ -n "${OCNET_SIGNAL:-}" ]; then
+        status=130
+        [ "$OCNET_SIGNAL" = TERM ] && status=143
+    fi
+    [ "$status" -eq 0 ] && return 0
+    if [ "$stage" = train ] && { [ "$status" -eq 130 ] || [ "$status" -eq 143 ]; }; then
+        ocnet_log "training was interrupted (exit status $status); its state is in ${SNAPSHOT_DIR%/}/resume.pth."
+        ocnet_log "To resume, run the same command again: it passes --resume auto and continues from there."
+    fi
+    printf '[%s] ERROR: stage "%s" failed (exit status %s); the later stages were not run\n' \
+        "$(basename "$0")" "$stage" "$status" >&2
+    exit "$status"
+}
+
+# ocnet_lists: make the Cityscapes list files that are missing from the official layout
+# (python -m dataset.cityscapes make-lists); lists that exist are used as they are.
+ocnet_lists() {
+    splits=""
+    for pair in "train:$TRAIN_LIST" "val:$VAL_LIST" "test:$TEST_LIST"; do
+        split=${pair%%:*}
+        list=${pair#*:}
+        if [ -n "$list" ] && [ ! -f "$list" ]; then
+            [ "$list" = "$LIST_DIR/$split.lst" ] || ocnet_die "list file $list does not exist"
+            splits="$splits${splits:+,}$split"
+        fi
+    done
+    [ -z "$splits" ] && return 0
+    ocnet_log "making the missing list files ($splits) in $LIST_DIR from $DATA_DIR"
+    ocnet_stage lists "$PYTHON" -m dataset.cityscapes_lists make-lists --data-dir "$DATA_DIR" \
+        --list-dir "$LIST_DIR" --splits "$splits"
+}
+
+# ocnet_show VAR...: print the values a runner uses, one line.
+ocnet_show() {
+    line=""
+    for var in "$@"; do
+        eval "value=\${$var-}"
+        # shellcheck disable=SC2154  # value is set by the eval above
+        line="$line $var=$value"
+    done
+    ocnet_log "settings:$line"
+}
+
 ocnet_demo_settings() {
     ocnet_log "No Cityscapes dataset at $DATA_DIR."
     ocnet_log "Running the CPU DEMO instead: a generated synthetic street dataset in the Cityscapes layout,"
     ocnet_log "the same model (${NETWORK}_${METHOD}) with a CPU-sized schedule. Put Cityscapes (leftImg8bit/, gtFine/)"
     ocnet_log "at $DATA_DIR to run the paper's schedule with the same command."
-    "$PYTHON" -m scripts.demo_data "$DEMO_DATA_DIR" --n-train "$DEMO_N_TRAIN" --n-val "$DEMO_N_VAL" \
-        --n-test "$DEMO_N_TEST" --size "$DEMO_IMAGE_SIZE" || ocnet_die "could not generate the demo dataset"
+    ocnet_stage demo-data "$PYTHON" -m scripts.demo_data "$DEMO_DATA_DIR" --n-train "$DEMO_N_TRAIN" \
+        --n-val "$DEMO_N_VAL" --n-test "$DEMO_N_TEST" --size "$DEMO_IMAGE_SIZE"
     DATA_DIR=$DEMO_DATA_DIR
     TRAIN_LIST=$DATA_DIR/train.lst
     VAL_LIST=$DATA_DIR/val.lst
@@ -99,57 +159,70 @@ ocnet_demo_settings() {
 
 ocnet_main() {
     cd "$ROOT" || exit 1
+    ocnet_traps
     ocnet_python
     NPROC=$(ocnet_nproc)
-    TRAIN_LIST=./dataset/list/cityscapes/train.lst
-    VAL_LIST=./dataset/list/cityscapes/val.lst
-    TEST_LIST=./dataset/list/cityscapes/test.lst
-    EVAL_SIZE=1024,2048
-    SAVE_EVERY=5000
-    NUM_WORKERS=4
-    ALLOW_RANDOM_INIT=False
-    ZERO_INIT_RESIDUAL=False
+    # shared settings (paper mode), each overridable from the environment
+    LIST_DIR=${LIST_DIR:-./dataset/list/cityscapes}
+    TRAIN_LIST=${TRAIN_LIST:-$LIST_DIR/train.lst}
+    VAL_LIST=${VAL_LIST:-$LIST_DIR/val.lst}
+    TEST_LIST=${TEST_LIST:-$LIST_DIR/test.lst}
+    EVAL_SIZE=${EVAL_SIZE:-1024,2048}
+    SAVE_EVERY=${SAVE_EVERY:-5000}
+    NUM_WORKERS=${NUM_WORKERS:-4}
+    ALLOW_RANDOM_INIT=${ALLOW_RANDOM_INIT:-False}
+    ZERO_INIT_RESIDUAL=${ZERO_INIT_RESIDUAL:-False}
+    LOG_DIR=${LOG_DIR:-./log}
+    OUTPUT_DIR=${OUTPUT_DIR:-./visualize}
     TAG=${NETWORK}_${METHOD}_${LEARNING_RATE}_${WEIGHT_DECAY}_${BATCH_SIZE}_${NUM_STEPS}
     DEMO=0
     if [ ! -d "$DATA_DIR" ]; then
         DEMO=1
         ocnet_demo_settings
+    else
+        ocnet_lists
     fi
-    SNAPSHOT_DIR=./checkpoint/snapshots_$TAG/
-    mkdir -p ./log/log_train ./log/log_test "$SNAPSHOT_DIR"
-    ocnet_log "python: $PYTHON, processes: $NPROC, GPU ids: $GPU_IDS"
+    SNAPSHOT_DIR=${SNAPSHOT_DIR:-./checkpoint/snapshots_$TAG/}
+    case $SNAPSHOT_DIR in */) ;; *) SNAPSHOT_DIR=$SNAPSHOT_DIR/ ;; esac
+    mkdir -p "$LOG_DIR/log_train" "$LOG_DIR/log_test" "$SNAPSHOT_DIR" "$OUTPUT_DIR"
+    ocnet_log "python: $PYTHON, processes: $NPROC, mode: $([ "$DEMO" -eq 1 ] && echo demo || echo paper)"
+    ocnet_show NETWORK METHOD GPU_IDS LEARNING_RATE WEIGHT_DECAY BATCH_SIZE NUM_STEPS INPUT_SIZE \
+        USE_OHEM OHEM_SINGLE OHEMTHRES OHEMKEEP START_ITERS DATA_DIR PRETRAINED EVAL_BATCH_SIZE \
+        EVAL_SIZE USE_FLIP USE_MS SAVE_EVERY NUM_WORKERS TRAIN_LIST VAL_LIST TEST_LIST \
+        SNAPSHOT_DIR LOG_DIR OUTPUT_DIR ALLOW_RANDOM_INIT ZERO_INIT_RESIDUAL
 
-    ocnet_log "1/4 train -> $SNAPSHOT_DIR (log ./log/log_train/log_$TAG)"
-    ocnet_launch train.py --network "$NETWORK" --method "$METHOD" --random-mirror --random-scale \
-        --gpu "$GPU_IDS" --batch-size "$BATCH_SIZE" --snapshot-dir "$SNAPSHOT_DIR" --num-steps "$NUM_STEPS" \
-        --ohem "$USE_OHEM" --ohem-single "$OHEM_SINGLE" --data-list "$TRAIN_LIST" \
+    ocnet_log "1/4 train -> $SNAPSHOT_DIR (log $LOG_DIR/log_train/log_$TAG)"
+    ocnet_stage train ocnet_launch train.py --network "$NETWORK" --method "$METHOD" --random-mirror \
+        --random-scale --gpu "$GPU_IDS" --batch-size "$BATCH_SIZE" --snapshot-dir "$SNAPSHOT_DIR" \
+        --num-steps "$NUM_STEPS" --ohem "$USE_OHEM" --ohem-single "$OHEM_SINGLE" --data-list "$TRAIN_LIST" \
         --weight-decay "$WEIGHT_DECAY" --input-size "$INPUT_SIZE" --ohem-thres "$OHEMTHRES" \
         --ohem-keep "$OHEMKEEP" --use-val False --use-weight True --restore-from "$PRETRAINED" \
         --start-iters "$START_ITERS" --learning-rate "$LEARNING_RATE" --use-extra False \
         --dataset cityscapes_train --data-dir "$DATA_DIR" --save-pred-every "$SAVE_EVERY" \
-        --num-workers "$NUM_WORKERS" --allow-random-init "$ALLOW_RANDOM_INIT" --zero-init-residual "$ZERO_INIT_RESIDUAL" --resume auto \
-        --log-file "./log/log_train/log_$TAG"
+        --num-workers "$NUM_WORKERS" --allow-random-init "$ALLOW_RANDOM_INIT" \
+        --zero-init-residual "$ZERO_INIT_RESIDUAL" --resume auto --log-file "$LOG_DIR/log_train/log_$TAG"
     CKPT=${SNAPSHOT_DIR}CS_scenes_${NUM_STEPS}.pth
+    [ -f "$CKPT" ] || ocnet_die "training ended without writing $CKPT"
 
-    ocnet_log "2/4 eval on val (log ./log/log_test/log_${TAG}_val)"
-    ocnet_eval "$VAL_LIST" val
+    ocnet_log "2/4 eval on val (log $LOG_DIR/log_test/log_${TAG}_val)"
+    ocnet_stage eval-val ocnet_eval "$VAL_LIST" val
     if [ "$DEMO" -eq 0 ]; then
-        ocnet_log "3/4 eval on train (log ./log/log_test/log_${TAG}_train)"
-        ocnet_eval "$TRAIN_LIST" train
+        ocnet_log "3/4 eval on train (log $LOG_DIR/log_test/log_${TAG}_train)"
+        ocnet_stage eval-train ocnet_eval "$TRAIN_LIST" train
     else
         ocnet_log "3/4 eval on train: skipped in the demo"
     fi
 
-    ocnet_log "4/4 test-server submission -> ./visualize/${TAG}_test.zip"
-    ocnet_launch generate_submit.py --network "$NETWORK" --method "$METHOD" --restore-from "$CKPT" \
-        --gpu "$GPU_IDS" --batch-size "$EVAL_BATCH_SIZE" --use-flip "$USE_FLIP" --use-ms "$USE_MS" \
-        --data-dir "$DATA_DIR" --data-list "$TEST_LIST" --dataset cityscapes_test \
+    ocnet_log "4/4 test-server submission -> $OUTPUT_DIR/${TAG}_test.zip"
+    ocnet_stage submit ocnet_launch generate_submit.py --network "$NETWORK" --method "$METHOD" \
+        --restore-from "$CKPT" --gpu "$GPU_IDS" --batch-size "$EVAL_BATCH_SIZE" --use-flip "$USE_FLIP" \
+        --use-ms "$USE_MS" --data-dir "$DATA_DIR" --data-list "$TEST_LIST" --dataset cityscapes_test \
         --input-size "$EVAL_SIZE" --num-workers "$NUM_WORKERS" \
-        --output-path "./visualize/${TAG}_test" --store-output True --predict-choice whole \
-        --whole-scale 1 --log-file "./log/log_test/log_${TAG}_test"
+        --output-path "$OUTPUT_DIR/${TAG}_test" --store-output True --predict-choice whole \
+        --whole-scale 1 --log-file "$LOG_DIR/log_test/log_${TAG}_test"
 
     "$PYTHON" -c "import json, sys; r = json.load(open(sys.argv[1])); print('[%s] final val mIoU over the %d classes present: %.4f (all 19 classes: %.4f)' % (sys.argv[2], len(r['present']), r['mIoU_present'], r['mIoU']))" \
-        "./visualize/${TAG}_val/results.json" "$(basename "$0")"
+        "$OUTPUT_DIR/${TAG}_val/results.json" "$(basename "$0")"
     if [ "$DEMO" -eq 1 ]; then ocnet_demo_infer; fi
 }
 
@@ -158,14 +231,14 @@ ocnet_eval() {
     ocnet_launch eval.py --network "$NETWORK" --method "$METHOD" --restore-from "$CKPT" \
         --gpu "$GPU_IDS" --batch-size "$EVAL_BATCH_SIZE" --use-flip "$USE_FLIP" --use-ms "$USE_MS" \
         --data-dir "$DATA_DIR" --data-list "$1" --dataset cityscapes_train --input-size "$EVAL_SIZE" \
-        --num-workers "$NUM_WORKERS" --output-path "./visualize/${TAG}_$2" --store-output False \
-        --predict-choice whole --whole-scale 1 --log-file "./log/log_test/log_${TAG}_$2"
+        --num-workers "$NUM_WORKERS" --output-path "$OUTPUT_DIR/${TAG}_$2" --store-output False \
+        --predict-choice whole --whole-scale 1 --log-file "$LOG_DIR/log_test/log_${TAG}_$2"
 }
 
 # ocnet_demo_infer: infer.py on the first two demo test images with the demo checkpoint; prints where
 # the overlays are (README, "Inference, attention maps and export").
 ocnet_demo_infer() {
-    out=./visualize/${TAG}_infer
+    out=$OUTPUT_DIR/${TAG}_infer
     first=$(sed -n 1p "$TEST_LIST" | cut -f1)
     second=$(sed -n 2p "$TEST_LIST" | cut -f1)
     ocnet_log "infer.py on two demo images -> $out"

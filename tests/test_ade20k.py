@@ -42,7 +42,8 @@ def test_val_item_keeps_original_label_and_resizes_image(tmp_path):
     assert name == "ADE_val_00000001" and lab.dtype == np.float32
     assert lab.tolist() == reduce_zero_label(label).astype(np.float32).tolist()
     # keep-ratio into (2048, 512): f = min(2048/30, 512/20) = 25.6 -> 512 x 768
-    assert image.shape == (3, 512, 768) and size.tolist() == [512, 768, 20, 30]
+    assert image.shape == (3, 512, 768) and size["input_size"].tolist() == [512, 768]
+    assert size["label_size"].tolist() == [20, 30] and size["orig_size"].tolist() == [20, 30]
     # the recipe scales with the crop: (64, 64) -> base (256, 64) -> 64 x 96
     assert _ds("ade20k_val", tmp_path, crop_size=(64, 64))[0][0].shape == (3, 64, 96)
 
@@ -54,7 +55,7 @@ def test_train_items_from_synthetic_tree(tmp_path):
     np.random.seed(0)
     for i in range(3):
         image, label, size, name = ds[i]
-        assert image.shape == (3, 48, 64) and label.shape == (48, 64) and size[2] == 3
+        assert image.shape == (3, 48, 64) and label.shape == (48, 64) and size["input_size"].tolist() == [48, 64]
         assert set(np.unique(label)) <= set(range(6)) | {255}
         assert name.startswith("ADE_train_")
 

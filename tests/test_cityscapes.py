@@ -9,6 +9,8 @@ from PIL import Image
 
 from dataset import DATASETS, get_segmentation_dataset
 from dataset.cityscapes import CitySegmentationTest, CitySegmentationTrain
+from dataset.sample import Sample, UnlabelledSample
+from utils.errors import ConfigError, DatasetError, MissingFileError, UnknownNameError
 from test_labels import ORIGINAL_ID_TO_TRAINID  # the original's hand-written table
 
 MEAN = np.array([102.9801, 115.9465, 122.7717])
@@ -27,8 +29,14 @@ def _raw(root, index=0):
 
 def test_registry():
     assert set(DATASETS) >= {"cityscapes_train", "cityscapes_test"}
-    with pytest.raises(KeyError, match="cityscapes_train"):
+    with pytest.raises(UnknownNameError, match="cityscape'.*valid names: ade20k_train, ade20k_val, "
+                       "cityscapes_ocr_test, cityscapes_ocr_train, .*voc_val$"):
         get_segmentation_dataset("cityscape")
+
+
+def test_unknown_constructor_argument_is_a_config_error(tiny_cityscapes):
+    with pytest.raises(ConfigError, match="does not take max_iters.*evaluation set"):
+        get_segmentation_dataset("cityscapes_ocr_val", root=tiny_cityscapes, max_iters=4)
 
 
 def test_no_augmentation_is_exactly_normalise_and_map(tiny_cityscapes):
@@ -36,20 +44,27 @@ def test_no_augmentation_is_exactly_normalise_and_map(tiny_cityscapes):
     ds = get_segmentation_dataset("cityscapes_train", root=tiny_cityscapes,
                                   list_path=os.path.join(tiny_cityscapes, "train.lst"),
                                   crop_size=(64, 128), scale=False, mirror=False)
-    image, label, size, name = ds[0]
+    sample = ds[0]
+    image, label, meta, name = sample
+    assert isinstance(sample, Sample) and sample.name == name
     img, lab = _raw(tiny_cityscapes)
     assert image.dtype == np.float32 and image.shape == (3, 64, 128)
     assert label.dtype == np.float32 and label.shape == (64, 128)
     np.testing.assert_allclose(image, (img - MEAN).transpose(2, 0, 1), rtol=1e-6, atol=1e-4)
     expected = np.vectorize(lambda v: ORIGINAL_ID_TO_TRAINID.get(v, 255))(lab)
     np.testing.assert_array_equal(label, expected)
-    np.testing.assert_array_equal(size, [64, 128, 3])
+    for key in ("orig_size", "input_size", "label_size"):
+        np.testing.assert_array_equal(meta[key], [64, 128])
     assert name == "aachen_000000_000019_gtFine_labelIds"
 
 
 def test_padding_and_crop_size(tiny_cityscapes):
-    image, label, _, _ = _train(tiny_cityscapes, crop_size=(80, 140), scale=False, mirror=False)[1]
+    image, label, meta, _ = _train(tiny_cityscapes, crop_size=(80, 140), scale=False, mirror=False)[1]
     assert image.shape == (3, 80, 140) and label.shape == (80, 140)
+    # the image content sits top-left; the rest is padding
+    assert meta["input_size"].tolist() == [64, 128] and meta["orig_size"].tolist() == [64, 128]
+    _, _, meta, _ = _train(tiny_cityscapes, crop_size=(32, 48), scale=False, mirror=False)[1]
+    assert meta["input_size"].tolist() == [32, 48] and meta["orig_size"].tolist() == [64, 128]
     assert (label[64:] == 255).all() and (label[:, 128:] == 255).all()
     assert (image[:, 64:] == 0).all() and (image[:, :, 128:] == 0).all()
 
@@ -77,9 +92,11 @@ def test_test_dataset(tiny_cityscapes):
     ds = get_segmentation_dataset("cityscapes_test", root=tiny_cityscapes,
                                   list_path=os.path.join(tiny_cityscapes, "test.lst"),
                                   crop_size=(64, 128))
-    image, size, name = ds[0]
+    image, meta, name = ds[0]
+    assert isinstance(ds[0], UnlabelledSample)
     assert image.shape == (3, 64, 128) and image.dtype == np.float32
-    np.testing.assert_array_equal(size, [64, 128, 3])
+    np.testing.assert_array_equal(meta["orig_size"], [64, 128])
+    np.testing.assert_array_equal(meta["input_size"], [64, 128])
     assert name == "berlin_000000_000019_leftImg8bit"
     padded = CitySegmentationTest(tiny_cityscapes, os.path.join(tiny_cityscapes, "test.lst"),
                                   crop_size=(70, 130))[0][0]
@@ -99,10 +116,12 @@ def test_missing_list_entries_reported_at_construction(tmp_path, tiny_cityscapes
         lines = f.read().splitlines()
     lines += [f"leftImg8bit/train/x/x_{i}_leftImg8bit.png\tgtFine/train/x/x_{i}.png" for i in range(4)]
     lst.write_text("\n".join(lines) + "\n")
-    with pytest.raises(FileNotFoundError, match=r"(?s)8 file\(s\).*x_0_leftImg8bit.png"):
+    # every missing file is counted; the first ones are shown with their list line
+    with pytest.raises(MissingFileError, match=r"(?s)8 file\(s\).*bad.lst:5: \S*x_0_leftImg8bit.png"
+                       r".*bad.lst:5: \S*x_0.png.*and 3 more"):
         CitySegmentationTrain(tiny_cityscapes, str(lst))
     lst.write_text(lines[0].split("\t")[0] + "\n")
-    with pytest.raises(ValueError, match=r"bad.lst:1"):
+    with pytest.raises(DatasetError, match=r"bad.lst:1"):
         CitySegmentationTrain(tiny_cityscapes, str(lst))
 
 

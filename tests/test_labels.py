@@ -10,7 +10,7 @@ ORIGINAL_ID_TO_TRAINID = {-1: I, 0: I, 1: I, 2: I, 3: I, 4: I, 5: I, 6: I, 7: 0,
                           11: 2, 12: 3, 13: 4, 14: I, 15: I, 16: I, 17: 5, 18: I, 19: 6, 20: 7,
                           21: 8, 22: 9, 23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 29: I,
                           30: I, 31: 16, 32: 17, 33: 18}
-# The original generate_submit.py's inverse for the 19 classes, copied by hand.
+# The original generate_submit.py's inverse for the 19 classes.
 ORIGINAL_TRAINID_TO_ID = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]
 
 

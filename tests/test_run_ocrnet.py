@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dataset.voc import VOC_CLASSES
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "run_ocrnet.sh"
 
@@ -34,7 +36,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert (tmp_path / "snap" / "CS_scenes_4.pth").is_file()
     result = json.loads((tmp_path / "snap" / "eval" / "results.json").read_text())
-    assert result["images"] == 4
+    assert result["images"] == 4 and list(result["IoU"]) == list(VOC_CLASSES)   # named, not numbered
     # oracle: the runner's eval again, writing its predictions, and a NumPy confusion matrix of
     # those PNGs against the original-resolution val masks
     import eval as eval_script
@@ -63,3 +65,8 @@ def test_demo_runs_end_to_end(tmp_path):
         mask = np.asarray(Image.open(voc / "SegmentationClass" / f"{name}.png"))
         labelled += int((mask != 255).sum())
     assert int(np.asarray(result["confusion_matrix"]).sum()) == labelled
+    cm = np.asarray(result["confusion_matrix"], dtype=np.float64)
+    tp = np.diag(cm)
+    iou = tp / np.maximum(1.0, cm.sum(0) + cm.sum(1) - tp)
+    assert result["mIoU"] == pytest.approx(iou.mean(), abs=1e-12)
+    assert [result["IoU"][c] for c in VOC_CLASSES] == pytest.approx(iou.tolist(), abs=1e-12)

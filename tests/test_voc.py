@@ -38,7 +38,7 @@ def test_palette_png_read_as_indices(tmp_path):
     assert rgb[1, 1].tolist() == [192, 128, 128]
     image, label, size, name = _ds("voc_val", tmp_path)[0]
     assert label.tolist() == lab.astype(np.float32).tolist()        # indices, 255 kept as ignore
-    assert name == "2007_000001" and size.tolist()[2:] == [6, 7]
+    assert name == "2007_000001" and size["label_size"].tolist() == [6, 7]
 
 
 def test_out_of_range_index_and_size_warning(tmp_path):

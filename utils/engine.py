@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from dataset.sample import collate
 from utils.checkpoint import load_checkpoint
 from utils.errors import MissingFileError
 from utils.parallel import wrap_inference
@@ -41,7 +42,7 @@ def build_loader(dataset, batch_size, num_workers, runtime):
     else:
         batch = batch_size
     return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=num_workers,
-                      pin_memory=runtime.device.type == "cuda")
+                      pin_memory=runtime.device.type == "cuda", collate_fn=collate)
 
 
 @torch.no_grad()

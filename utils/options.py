@@ -74,13 +74,15 @@ def _data_group(parser, mode):
                    help="dataset registry name (dataset.DATASETS)")
     g.add_argument("--data-dir", default="./dataset/cityscapes",
                    help="dataset root; list entries are relative to it")
-    g.add_argument("--data-list", default="./dataset/list/cityscapes/train.lst",
-                   help="tab-separated list file (image<TAB>label)")
-    g.add_argument("--ignore-label", type=int, default=255)
-    g.add_argument("--num-classes", type=int, default=19)
-    # faithful: train crops 769x769; eval/submit hard-coded a 1024x2048 canvas (docs/faithful.md).
-    g.add_argument("--input-size", type=int_pair, default=(769, 769) if mode == "train" else (1024, 2048),
-                   help="H,W of the training crop / of the eval canvas")
+    # The next four default to "not given" (None) and are then taken from the --dataset class
+    # (resolve_data_defaults): e.g. cityscapes_train: train.lst / val.lst, 769x769 crops / the
+    # 1024x2048 eval canvas (the original's values), 19 classes; voc_*: 512x512, 21 classes.
+    g.add_argument("--data-list", default=None,
+                   help="list file (image<TAB>label lines, or ids); default: the dataset's own")
+    g.add_argument("--ignore-label", type=int, default=None, help="default: the dataset's (255)")
+    g.add_argument("--num-classes", type=int, default=None, help="default: the dataset's")
+    g.add_argument("--input-size", type=int_pair, default=None,
+                   help="H,W of the training crop / of the eval canvas; default: the dataset's")
     g.add_argument("--batch-size", type=int, default=8,
                    help="GLOBAL batch, split over the GPUs/processes")
     g.add_argument("--num-workers", type=int, default=4, help="DataLoader worker processes")
@@ -258,16 +260,33 @@ def _validate_train(parser, args):
         parser.error(f"--ohem-keep must be >= 0, got {args.ohem_keep}")
 
 
+def resolve_data_defaults(args, mode):
+    """Fill --data-list / --input-size / --num-classes / --ignore-label that were not given from the
+    --dataset class (``dataset.dataset_defaults``). A --num-classes other than the dataset's is a
+    ConfigError: the labels would not fit the model's output."""
+    from dataset import dataset_defaults
+    defaults = dataset_defaults(args.dataset, mode)
+    if args.num_classes is not None and args.num_classes != defaults["num_classes"]:
+        from utils.errors import ConfigError
+        raise ConfigError(f"--num-classes {args.num_classes} does not match --dataset {args.dataset} "
+                          f"({defaults['num_classes']} classes); leave --num-classes out")
+    for key, value in defaults.items():
+        if getattr(args, key) in (None, ""):
+            setattr(args, key, value)
+    return args
+
+
 def parse_args(mode, argv=None):
     """Parse ``argv`` and validate what argparse cannot; errors name the flag and value (status 2)."""
     parser = build_parser(mode)
     args = parser.parse_args(argv)
+    if args.num_classes is not None and args.num_classes <= 0:
+        parser.error(f"--num-classes must be positive, got {args.num_classes}")
+    resolve_data_defaults(args, mode)
     if args.batch_size <= 0:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
     if args.num_workers < 0:
         parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
-    if args.num_classes <= 0:
-        parser.error(f"--num-classes must be positive, got {args.num_classes}")
     _check_range(parser, args, "--dist-timeout", 0, low_open=True)
     if mode == "train":
         _validate_train(parser, args)
