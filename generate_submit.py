@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from utils import distributed
 from utils.engine import build_inference_model, build_loader, predict_labels
+from utils.errors import DatasetError
 from utils.logger import run_main, setup_logging
 from utils.options import model_kwargs, model_name, parse_args, predict_options, print_args
 
@@ -59,7 +60,7 @@ def verify_submission(folder, expected):
         if bad.size:
             problems.append(f"{name}: values {bad[:5].tolist()} are not evaluated labelIds")
     if problems:
-        raise ValueError(f"submission in {folder} failed verification:\n  " + "\n  ".join(problems[:20]))
+        raise DatasetError(f"submission in {folder} failed verification:\n  " + "\n  ".join(problems[:20]))
     return len(expected)
 
 
@@ -115,7 +116,7 @@ def _submit(args, runtime, log):
     if not args.store_output or not runtime.is_main:
         return None
     if len(expected) != len(dataset):
-        raise ValueError(f"{len(dataset)} test images but {len(expected)} distinct output names")
+        raise DatasetError(f"{len(dataset)} test images but {len(expected)} distinct output names")
     count = verify_submission(args.output_path, expected)
     zip_path = args.zip or args.output_path.rstrip("/\\") + ".zip"
     pack_zip(args.output_path, expected, zip_path)

@@ -33,13 +33,15 @@ import random
 import numpy as np
 from PIL import Image
 
+from utils.errors import DatasetError, MissingFileError
+
 from .labels import id_to_train_id  # noqa: F401  (re-exported: part of the transform set)
 
 CAFFE_MEAN = (102.9801, 115.9465, 122.7717)
 SCALE_CHOICES = tuple(0.5 + i / 10.0 for i in range(17))  # 0.5, 0.6, ..., 2.1
 
 
-class ImageReadError(OSError):
+class ImageReadError(DatasetError, OSError):
     """An image file exists but cannot be decoded (corrupt, truncated, not an image)."""
 
 
@@ -48,7 +50,7 @@ def _open(path: str, what: str) -> Image.Image:
         img = Image.open(path)
         img.load()  # decode now: truncated files raise here, not later
     except FileNotFoundError:
-        raise FileNotFoundError(f"{what} file not found: {path}") from None
+        raise MissingFileError(f"{what} file not found: {path}") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"cannot read {what} {path}: {err} (corrupt or truncated file?)") from err
     return img

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from network.resnet import Bottleneck, conv3x3
+from utils.errors import ConfigError
 
 __all__ = ["BasicBlock", "HRModule", "HRNet", "HRNET_ARCHS", "hrnetv2"]
 
@@ -157,7 +158,7 @@ class HRNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected an image batch of shape (N, 3, H, W), got {tuple(x.shape)}")
         if min(x.shape[2:]) < 32:
-            raise ValueError(f"input {tuple(x.shape[2:])} is too small for HRNet: the 1/32 branch "
+            raise ConfigError(f"input {tuple(x.shape[2:])} is too small for HRNet: the 1/32 branch "
                              "needs an input of at least 32x32")
         x = self.bn1(self.conv1(x))                     # (N, 64, H/2, W/2)
         if self.stem_relu:

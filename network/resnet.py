@@ -24,6 +24,8 @@ from functools import partial
 
 from torch import nn
 
+from utils.errors import ConfigError
+
 __all__ = ["Bottleneck", "ResNet", "conv3x3", "RESNET_LAYERS", "stride8_size",
            "count_parameters"]
 
@@ -153,7 +155,7 @@ class ResNet(nn.Module):
         h, w = (stride8_size(s, self.stem_type) for s in x.shape[2:])
         if min(h, w) < min_feature:
             need = next(s for s in range(1, 4096) if stride8_size(s, self.stem_type) >= min_feature)
-            raise ValueError(f"input {tuple(x.shape[2:])} is too small for this network: its "
+            raise ConfigError(f"input {tuple(x.shape[2:])} is too small for this network: its "
                              f"stride-8 feature map would be {h}x{w}, the head needs at least "
                              f"{min_feature}x{min_feature} (input >= {need}x{need})")
 

@@ -124,9 +124,9 @@ def test_predict_options_from_eval_flags():
     assert predict_options(parse_args("eval", []))["scales"] == [1.0]
     assert predict_options(parse_args("eval", ["--whole-scale", "0.5"]))["scales"] == [0.5]
     assert predict_options(parse_args("eval", ["--use-ms", "True"]))["scales"] == [0.75, 1.0, 1.25]
-    args = parse_args("eval", ["--use-flip", "True", "--predict-choice", "sliding", "--num-classes", "7",
+    args = parse_args("eval", ["--use-flip", "True", "--predict-choice", "sliding", "--dataset", "voc_val",
                                "--tile-size", "8,16"])
-    assert predict_options(args) == dict(num_classes=7, scales=[1.0], flip=True, tile_size=(8, 16),
+    assert predict_options(args) == dict(num_classes=21, scales=[1.0], flip=True, tile_size=(8, 16),
                                          mode="sliding")
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from network import main_output
+from utils.errors import ConfigError
 
 DEFAULT_SCALES = (0.75, 1.0, 1.25)
 DEFAULT_TILE = (1024, 2048)
@@ -137,7 +138,7 @@ def predict(model, image, *, num_classes=None, scales=(1.0,), flip=False, tile_s
         out = sum(_flip_avg(lambda x, s=s: predict_sliding(model, x, tile_size, s, align_corners),
                             image, flip) for s in scales) / len(scales)
     else:
-        raise ValueError(f"unknown predict mode {mode!r} (--predict-choice): use 'whole' or 'sliding'")
+        raise ConfigError(f"unknown predict mode {mode!r} (--predict-choice): use 'whole' or 'sliding'")
     if num_classes is not None and out.shape[1] != num_classes:
-        raise ValueError(f"model outputs {out.shape[1]} classes but --num-classes is {num_classes}")
+        raise ConfigError(f"model outputs {out.shape[1]} classes but --num-classes is {num_classes}")
     return out

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.errors import ConfigError
+
 # faithful: the 19 Cityscapes class weights of the original (trainId order), defined once here.
 CITYSCAPES_CLASS_WEIGHTS = (0.8373, 0.918, 0.866, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786,
                             1.0023, 0.9539, 0.9843, 1.1116, 0.9037, 1.0865, 1.0955, 1.0865, 1.1529,
@@ -31,7 +33,7 @@ def class_weight_tensor(use_weight: bool, num_classes: int | None = None):
     if not use_weight:
         return None
     if num_classes is not None and num_classes != len(CITYSCAPES_CLASS_WEIGHTS):
-        raise ValueError(f"use_weight=True applies the 19 Cityscapes class weights, but the logits "
+        raise ConfigError(f"use_weight=True applies the 19 Cityscapes class weights, but the logits "
                          f"have {num_classes} classes; pass --use-weight False for other datasets")
     return torch.tensor(CITYSCAPES_CLASS_WEIGHTS, dtype=torch.float32)
 
@@ -84,7 +86,7 @@ class OhemCrossEntropy2d(nn.Module):
         self.thresh = float(thresh)
         self.min_kept = int(min_kept)
         if self.min_kept < 0:
-            raise ValueError(f"min_kept (--ohem-keep) must be >= 0, got {min_kept}")
+            raise ConfigError(f"min_kept (--ohem-keep) must be >= 0, got {min_kept}")
         self.register_buffer("weight", class_weight_tensor(use_weight), persistent=False)
 
     def forward(self, predict, target):

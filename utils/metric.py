@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from utils.errors import DatasetError
+
 
 def get_confusion_matrix(gt, pred, num_classes, ignore_label=255):
     """(C, C) int64 confusion matrix on ``gt``'s device; pixels with ``gt == ignore_label`` dropped.
@@ -34,7 +36,7 @@ def get_confusion_matrix(gt, pred, num_classes, ignore_label=255):
     gt, pred = gt[keep], pred[keep]
     for what, v in (("ground truth", gt), ("prediction", pred)):
         if v.numel() and (int(v.min()) < 0 or int(v.max()) >= num_classes):
-            raise ValueError(f"{what} has values outside [0, {num_classes}) "
+            raise DatasetError(f"{what} has values outside [0, {num_classes}) "
                              f"(min {int(v.min())}, max {int(v.max())}; ignore label {ignore_label})")
     counts = torch.bincount(gt * num_classes + pred, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from utils.errors import ConfigError, DatasetError
+
 
 class IterationSampler(Sampler):
     """Yields ``(position, index)`` pairs for iterations ``[start_iter, num_steps)`` of this rank.
@@ -29,9 +31,9 @@ class IterationSampler(Sampler):
 
     def __init__(self, dataset_len, global_batch, num_steps, start_iter=0, seed=304, rank=0, world_size=1):
         if global_batch % world_size:
-            raise ValueError(f"--batch-size {global_batch} does not divide over {world_size} processes")
+            raise ConfigError(f"--batch-size {global_batch} does not divide over {world_size} processes")
         if dataset_len <= 0:
-            raise ValueError("the training list is empty")
+            raise DatasetError("the training list is empty")
         self.dataset_len, self.global_batch = dataset_len, global_batch
         self.num_steps, self.start_iter, self.seed = num_steps, start_iter, seed
         self.rank, self.world_size = rank, world_size
