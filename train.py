@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from utils import distributed
+from utils import accel, distributed
 from utils.checkpoint import CSAIL_URL, load_checkpoint, load_pretrained, save_snapshot
 from utils.logger import run_main, setup_logging, summary_writer
 from utils.options import model_kwargs, model_name, parse_args, print_args
@@ -157,17 +157,20 @@ def _train(args, runtime, log):
     model = build_model(args, log)
     resume_state = load_resume(args.resume, args, args.trust_checkpoint) if args.resume else None
     model.to(runtime.device)
+    accel.prepare_model(model, runtime.device, args.channels_last)
     criterion = build_criterion(args, model).to(runtime.device)
     # faithful: ONE param group (backbone and heads share lr; weight decay on BN and biases too).
-    optimizer = torch.optim.SGD([{"params": [p for p in model.parameters() if p.requires_grad],
+    optimizer = accel.build_sgd([{"params": [p for p in model.parameters() if p.requires_grad],
                                   "lr": args.learning_rate}], lr=args.learning_rate,
-                                momentum=args.momentum, weight_decay=args.weight_decay)
+                                momentum=args.momentum, weight_decay=args.weight_decay,
+                                device=runtime.device)
     autocast, scaler = make_amp(args, runtime.device, log)
     start = args.start_iters
     if resume_state is not None:
         start = restore_resume(resume_state, model, optimizer, scaler, runtime.rank)
         log.info(f"resumed from {args.resume} at iteration {start}")
     model, criterion = wrap_parallel(model, criterion, runtime)
+    step_model, step_criterion = accel.maybe_compile(model, criterion, args.compile)
     mode = (f"DDP, {runtime.world_size} processes" if runtime.distributed else
             f"DataParallel over GPUs {list(runtime.dp_devices)}" if runtime.dp_devices else "1 process")
     log.info(f"model {model_name(args)} on {runtime.device} ({mode}, global batch {args.batch_size}); "
@@ -191,8 +194,8 @@ def _train(args, runtime, log):
             images = images.to(runtime.device, non_blocking=True)      # (N, 3, H, W)
             labels = labels.long().to(runtime.device, non_blocking=True)  # (N, H, W)
             with autocast():
-                preds = model(images)
-                loss = criterion(preds, labels)
+                preds = step_model(images)
+                loss = step_criterion(preds, labels)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at iteration {it} (lr {lr:.3g}); "
                                          "lower --learning-rate or check the labels")

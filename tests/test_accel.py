@@ -98,10 +98,10 @@ def test_channels_last_same_numbers():
 
 
 def test_build_sgd_matches_the_sgd_formula():
-    """foreach SGD gives the textbook momentum + weight-decay update (hand-written oracle)."""
+    """fused SGD gives the textbook momentum + weight-decay update (hand-written oracle)."""
     w = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
     opt = accel.build_sgd([w], lr=0.1, momentum=0.9, weight_decay=0.01, device="cpu")
-    assert opt.defaults["foreach"] is True
+    assert opt.defaults["fused"] is True
     buf, ref = None, w.detach().clone()
     for step in range(3):
         grad = torch.tensor([0.5, 0.25, -1.0]) * (step + 1)
@@ -178,3 +178,17 @@ def test_compiled_and_eager_training_steps_agree():
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
     for a, b in zip(results[0][1], results[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_speed_flags_parse_and_prepare_model():
+    from utils.options import parse_args
+    args = parse_args("train", ["--compile", "--channels-last", "False"])
+    assert args.compile is True and args.channels_last is False
+    args = parse_args("train", [])
+    assert args.compile is False and args.channels_last is None
+    model = nn.Conv2d(3, 4, 3)
+    accel.prepare_model(model, "cpu", None)  # default on the CPU: unchanged layout
+    assert model.weight.is_contiguous()
+    accel.prepare_model(model, "cpu", True)
+    assert model.weight.is_contiguous(memory_format=torch.channels_last)
+    assert accel.channels_last_default("cuda") and not accel.channels_last_default("cpu")
