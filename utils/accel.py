@@ -49,7 +49,7 @@ def to_channels_last(model: nn.Module) -> nn.Module:
 
 def channels_last_default(device) -> bool:
     """Whether the fast default stores activations channels-last on ``device``: on CUDA
-    (tensor-core convolutions want NHWC), not on the CPU (measured slower there, see README)."""
+    (tensor-core convolutions want NHWC), not on the CPU (not measured faster there)."""
     return torch.device(device).type == "cuda"
 
 
