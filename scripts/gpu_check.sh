@@ -7,13 +7,16 @@
 #   sh scripts/gpu_check.sh                      # PYTHON=/path/to/python to pick the interpreter
 #   TESTS_LIMIT=300 BENCH_LIMIT=420 sh scripts/gpu_check.sh
 set -u
-ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 PYTHON=${PYTHON:-python3}
 RESULTS=${OUT:-$ROOT/scripts/results}
 TESTS_LIMIT=${TESTS_LIMIT:-270}
 BENCH_LIMIT=${BENCH_LIMIT:-420}
-export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$("$PYTHON" -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}.{n}')" 2>/dev/null || echo 9.0)}
+if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
+    TORCH_CUDA_ARCH_LIST=$("$PYTHON" -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}.{n}')" 2>/dev/null || echo 9.0)
+fi
+export TORCH_CUDA_ARCH_LIST
 mkdir -p "$RESULTS"
 
 "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
