@@ -71,7 +71,7 @@ class Bottleneck(nn.Module):
 
     def forward(self, x):
         residual = x if self.downsample is None else self.downsample(x)
-        if self.memory_efficient:  # same maths; relu(z) recomputed in backward (network/relu_conv.py)
+        if self.memory_efficient and self.training:  # same maths; relu(z) recomputed in backward
             out = relu_conv2d(self.bn1(self.conv1(x)), self.conv2)
             out = self.bn3(relu_conv2d(self.bn2(out), self.conv3))
             return self.relu_inplace(out + residual)
@@ -101,7 +101,8 @@ class ResNet(nn.Module):
         norm_layer (callable): ``norm_layer(C)`` builds a norm without activation. Default
             ``InPlaceABNSync(C, activation='none')`` as in the original.
         memory_efficient (bool): every norm -> ReLU -> conv pair (bottlenecks, deep stem) keeps
-            only the norm output for backward and recomputes the ReLU (``relu_conv.py``); the
+            only the norm output for backward and recomputes the ReLU (``relu_conv.py``; train
+            mode only, so eval graphs and exports see plain ops); the
             same maths and state_dict. With InPlace-ABN it saves one activation per pair.
     """
 
@@ -178,7 +179,7 @@ class ResNet(nn.Module):
                              f"{min_feature}x{min_feature} (input >= {need}x{need})")
 
     def forward_stem(self, x):
-        if self.stem_type == "deep" and self.memory_efficient:
+        if self.stem_type == "deep" and self.memory_efficient and self.training:
             x = relu_conv2d(self.bn1(self.conv1(x)), self.conv2)
             x = relu_conv2d(self.bn2(x), self.conv3)
             x = self.relu3(self.bn3(x))
