@@ -14,8 +14,8 @@ align_corners=True). The pyramid variant runs the same attention independently i
 
 The product runs through ``F.scaled_dot_product_attention`` by default, on inputs laid out so that
 its fused (flash / memory-efficient) kernels run: they never materialise the HW x HW matrix (a
-1024x2048 image at stride 8 has HW = 33,153; the matrix alone would take 4.4 GB in fp32). ``impl="naive"`` is the
-literal bmm -> softmax -> bmm of the original, kept as the reference path.
+1024x2048 image at stride 8 has HW = 33,153; the matrix alone would take 4.4 GB in fp32).
+``impl="naive"`` is the literal bmm -> softmax -> bmm of the original, kept as the reference path.
 """
 import torch
 import torch.nn.functional as F

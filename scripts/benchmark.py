@@ -75,6 +75,7 @@ def parse_args(argv=None):
     p.add_argument("--no-infer", action="store_true", help="skip the inference measurement")
     p.add_argument("--quick", action="store_true", help="tiny models/sizes (test suite, CPU)")
     p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--note", action="append", default=[], help="a note to print in the report")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is visible to torch (torch.cuda.is_available() is "
@@ -274,6 +275,10 @@ def _fmt(v, unit=""):
     return "n/a" if v is None else f"{v:.1f}{unit}"
 
 
+def _spread(m):
+    return f"{m['ms']:.1f} ({min(m['times_ms']):.0f}-{max(m['times_ms']):.0f})"
+
+
 def _ratio(a, b):
     return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
@@ -297,11 +302,11 @@ def to_markdown(report):
         if not rows:
             continue
         lines += [f"### {title}", "",
-                  "| model | precision | ours ms | reference ms | ours/ref | ours peak MiB | "
-                  "ref peak MiB | ours/ref |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+                  "| model | precision | ours ms (min-max) | reference ms (min-max) | ours/ref | "
+                  "ours peak MiB | ref peak MiB | ours/ref |", "|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             o, f = r[part]["ours"], r[part]["reference"]
-            lines.append(f"| {r['model']} | {r['precision']} | {o['ms']:.1f} | {f['ms']:.1f} | "
+            lines.append(f"| {r['model']} | {r['precision']} | {_spread(o)} | {_spread(f)} | "
                          f"{_ratio(o['ms'], f['ms'])} | {_fmt(o['peak_mib'])} | "
                          f"{_fmt(f['peak_mib'])} | {_ratio(o['peak_mib'], f['peak_mib'])} |")
         lines.append("")
@@ -320,7 +325,7 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True
     else:
         release_freed_memory_to_os()
-    notes, precisions = [], list(args.precisions)
+    notes, precisions = list(args.note), list(args.precisions)
     if device.type == "cpu" and "amp" in precisions and not args.cpu_amp:
         precisions.remove("amp")
         notes.append("AMP (bf16) skipped on the CPU: without native bf16 it is ~700x slower "

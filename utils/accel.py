@@ -16,8 +16,8 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["set_attention_impl", "reference_model", "to_channels_last", "channels_last_default", "prepare_model", "build_sgd",
-           "CompileFallback", "maybe_compile", "compile_available"]
+__all__ = ["set_attention_impl", "reference_model", "to_channels_last", "channels_last_default",
+           "prepare_model", "build_sgd", "CompileFallback", "maybe_compile", "compile_available"]
 
 
 def set_attention_impl(model: nn.Module, impl: str) -> nn.Module:
