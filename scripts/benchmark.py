@@ -16,8 +16,8 @@ on stock PyTorch. Both hold the same weights; their fp32 eval outputs are compar
 
 Peak memory: CUDA: ``torch.cuda.max_memory_allocated`` (whole process: weights, gradients and
 optimizer state included). CPU: the peak resident set size above the resident size before the
-step (``VmHWM`` after resetting it through ``/proc/self/clear_refs``; glibc is told to unmap
-freed buffers at once, so the resident size follows the live tensors).
+step, gradients freed first (``VmHWM`` after resetting it through ``/proc/self/clear_refs``; glibc
+is told to unmap freed buffers at once, so the resident size follows the live tensors).
 
 Precisions: fp32 and AMP (fp16 autocast + GradScaler on CUDA; bf16 autocast on CPU, which runs
 only with ``--cpu-amp`` because CPUs without native bf16 are ~700x slower).
@@ -221,6 +221,7 @@ def compare(sides, fn_of, device, steps, warmup):
             times[side.name].append(_timed(fn_of(side), device))
     out = {}
     for side in sides:
+        side.optimizer.zero_grad(set_to_none=True)  # the peak then counts this step's gradients
         peak = measure_peak(device, fn_of(side))
         out[side.name] = {"ms": statistics.median(times[side.name]), "times_ms": times[side.name],
                           "peak_mib": None if peak is None else peak / MIB}
