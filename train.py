@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from utils import distributed
+from utils import accel, distributed
 from utils.checkpoint import load_checkpoint, remove_stale_temps, save_snapshot, snapshot_path
 from utils.cli import EXIT_SIGTERM, run_main
 from utils.errors import DivergenceError, MissingFileError, OCNetError
@@ -182,14 +182,16 @@ def _run(args, runtime, log):
     resume_state = (load_resume(resume_path, args, args.trust_checkpoint, args.resume_override, log.warning)
                     if resume_path else None)
     model.to(runtime.device)
+    accel.prepare_model(model, runtime.device, args.channels_last)
     criterion = build_criterion(
         model, ohem=args.ohem, ohem_single=args.ohem_single, ohem_thres=args.ohem_thres,
         ohem_keep=args.ohem_keep, dsn_weight=args.dsn_weight, use_weight=args.use_weight,
         ignore_label=args.ignore_label).to(runtime.device)
     # faithful: ONE param group (backbone and heads share lr; weight decay on BN and biases too).
-    optimizer = torch.optim.SGD([{"params": [p for p in model.parameters() if p.requires_grad],
+    optimizer = accel.build_sgd([{"params": [p for p in model.parameters() if p.requires_grad],
                                   "lr": args.learning_rate}], lr=args.learning_rate,
-                                momentum=args.momentum, weight_decay=args.weight_decay)
+                                momentum=args.momentum, weight_decay=args.weight_decay,
+                                device=runtime.device)
     autocast, scaler = make_amp(args, runtime.device, log)
     start = args.start_iters
     if resume_state is not None:
@@ -197,6 +199,7 @@ def _run(args, runtime, log):
         log.info(f"resumed from {resume_path} at iteration {start}")
     monitor = LoopMonitor(model, runtime.device, check_loss=not scaler.is_enabled())
     model, criterion = wrap_parallel(model, criterion, runtime)
+    step_model, step_criterion = accel.maybe_compile(model, criterion, args.compile)
     mode = (f"DDP, {runtime.world_size} processes" if runtime.distributed else
             f"DataParallel over GPUs {list(runtime.dp_devices)}" if runtime.dp_devices else "1 process")
     log.info(f"model {model_name(args)} on {runtime.device} ({mode}, global batch {args.batch_size}); "
@@ -221,8 +224,8 @@ def _run(args, runtime, log):
                 images = images.to(runtime.device, non_blocking=True)      # (N, 3, H, W)
                 labels = labels.long().to(runtime.device, non_blocking=True)  # (N, H, W)
                 with autocast():
-                    preds = model(images)
-                    loss = criterion(preds, labels)
+                    preds = step_model(images)
+                    loss = step_criterion(preds, labels)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)

@@ -1,6 +1,6 @@
 # New file (replaces the import-time `load(...)` of OCNet.pytorch@679a45b inplace_abn/functions.py).
 # License: MIT (this reproduction).
-"""Backend selection and lazy JIT loading for InPlace-ABN (docs/architecture.md, floor 1).
+"""Backend selection and lazy JIT loading for InPlace-ABN: nothing is compiled at import time.
 
 Three interchangeable backends implement the op API of ``_backend.pyi``:
 

@@ -1,7 +1,7 @@
 # HRNetV2 backbone: re-statement of HRNet-Semantic-Segmentation lib/models/seg_hrnet.py and
 # sssegmentation ssseg/modules/models/backbones/hrnet.py (state_dict names and stem quirk).
 # MIT License; HRNet (c) Microsoft (Ke Sun, Jingdong Wang et al.).
-"""HRNetV2 W18-Small (v2), W18 and W48, as in sssegmentation / mmsegmentation.
+"""HRNetV2 W18-Small (v2), W18 and W48, as in the HRNet-Semantic-Segmentation and sssegmentation code.
 
 Stem: conv3x3 s2 3->64, BN, [ReLU if ``stem_relu``], conv3x3 s2 64->64, BN, ReLU; ``layer1``
 = Bottlenecks to 256 channels. Stages 2-4 are ``HRModule``s over 2/3/4 parallel branches (BasicBlocks)

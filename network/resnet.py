@@ -26,6 +26,8 @@ from torch import nn
 
 from utils.errors import ConfigError
 
+from .relu_conv import relu_conv2d
+
 __all__ = ["Bottleneck", "ResNet", "conv3x3", "RESNET_LAYERS", "stride8_size",
            "count_parameters"]
 
@@ -67,9 +69,14 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=False)
         self.relu_inplace = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.memory_efficient = False  # set by ResNet: norm -> ReLU -> conv keeps only the norm output
 
     def forward(self, x):
         residual = x if self.downsample is None else self.downsample(x)
+        if self.memory_efficient and self.training:  # same maths; relu(z) recomputed in backward
+            out = relu_conv2d(self.bn1(self.conv1(x)), self.conv2)
+            out = self.bn3(relu_conv2d(self.bn2(out), self.conv3))
+            return self.relu_inplace(out + residual)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
@@ -95,10 +102,15 @@ class ResNet(nn.Module):
         multi_grid (tuple[int]): per-block dilation multipliers of layer4 (OCNet: (1, 1, 1)).
         norm_layer (callable): ``norm_layer(C)`` builds a norm without activation. Default
             ``InPlaceABNSync(C, activation='none')`` as in the original.
+        memory_efficient (bool): every norm -> ReLU -> conv pair (bottlenecks, deep stem) keeps
+            only the norm output for backward and recomputes the ReLU (``relu_conv.py``; train
+            mode only, so eval graphs and exports see plain ops); the
+            same maths and state_dict. With InPlace-ABN it saves one activation per pair.
     """
 
     def __init__(self, depth=101, stem="deep", strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
-                 contract_dilation=False, multi_grid=(1, 1, 1), norm_layer=None):
+                 contract_dilation=False, multi_grid=(1, 1, 1), norm_layer=None,
+                 memory_efficient=True):
         super().__init__()
         if depth not in RESNET_LAYERS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
@@ -131,6 +143,15 @@ class ResNet(nn.Module):
             self.add_module(f"layer{i + 1}", self._make_layer(
                 planes, blocks, strides[i], dilations[i], grid, contract_dilation))
         self.out_channels = (256, 512, 1024, 2048)
+        self.set_memory_efficient(memory_efficient)
+
+    def set_memory_efficient(self, enabled=True):
+        """Switch the recompute-the-ReLU backward of the norm -> ReLU -> conv pairs on or off."""
+        self.memory_efficient = bool(enabled)
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                m.memory_efficient = self.memory_efficient
+        return self
 
     def _make_layer(self, planes, blocks, stride, dilation, multi_grid, contract_dilation):
         downsample = None
@@ -160,7 +181,11 @@ class ResNet(nn.Module):
                              f"{min_feature}x{min_feature} (input >= {need}x{need})")
 
     def forward_stem(self, x):
-        if self.stem_type == "deep":
+        if self.stem_type == "deep" and self.memory_efficient and self.training:
+            x = relu_conv2d(self.bn1(self.conv1(x)), self.conv2)
+            x = relu_conv2d(self.bn2(x), self.conv3)
+            x = self.relu3(self.bn3(x))
+        elif self.stem_type == "deep":
             x = self.relu1(self.bn1(self.conv1(x)))
             x = self.relu2(self.bn2(self.conv2(x)))
             x = self.relu3(self.bn3(self.conv3(x)))

@@ -12,9 +12,10 @@ For a feature map ``x`` of shape (N, C, H, W) the block computes, with ``q = k =
 align_corners=True). The pyramid variant runs the same attention independently inside an
 ``s x s`` grid of cells (the last row/column absorbs the remainder).
 
-The product runs through ``F.scaled_dot_product_attention`` by default, which never materialises
-the HW x HW matrix (a 1024x2048 image at stride 8 has HW = 33,153). ``impl="naive"`` is the
-literal bmm -> softmax -> bmm of the original, kept as the reference path.
+The product runs through ``F.scaled_dot_product_attention`` by default, on inputs laid out so that
+its fused (flash / memory-efficient) kernels run: they never materialise the HW x HW matrix (a
+1024x2048 image at stride 8 has HW = 33,153; the matrix alone would take 4.4 GB in fp32).
+``impl="naive"`` is the literal bmm -> softmax -> bmm of the original, kept as the reference path.
 """
 import torch
 import torch.nn.functional as F
@@ -26,21 +27,40 @@ __all__ = ["attention", "SelfAttentionBlock2D", "PyramidSelfAttentionBlock2D", "
 ATTENTION_IMPLS = ("sdpa", "naive")
 
 
+def _fused_inputs(query, key, value):
+    """(N, 1, L, C) contiguous q, k, v for SDPA's fused kernels, and the value width to keep.
+
+    SDPA's fused kernels need a contiguous last dimension (transposed views send it to the math
+    kernel, which builds the whole Lq x Lk matrix). The CPU flash kernel also needs one width for
+    q, k and v: the narrower side is zero-padded, which changes neither q k^T (zeros add nothing
+    to the dot products; the scale is passed explicitly) nor the kept value columns.
+    """
+    ck, cv = query.shape[-1], value.shape[-1]
+    if query.device.type == "cpu" and ck != cv:
+        if ck < cv:
+            query, key = F.pad(query, (0, cv - ck)), F.pad(key, (0, cv - ck))  # (N, L, Cv)
+        else:
+            value = F.pad(value, (0, ck - cv))                                  # (N, Lk, Ck)
+    return (query.contiguous().unsqueeze(1), key.contiguous().unsqueeze(1),
+            value.contiguous().unsqueeze(1), cv)
+
+
 def attention(query, key, value, scale, impl="sdpa"):
     """softmax(scale * query @ key^T, dim=-1) @ value.
 
     Args:
-        query: (N, Lq, Ck); key: (N, Lk, Ck); value: (N, Lk, Cv).
+        query: (N, Lq, Ck); key: (N, Lk, Ck); value: (N, Lk, Cv). Any strides.
         scale (float): multiplier of the scores (``Ck ** -0.5`` in OCNet and OCR).
-        impl (str): ``"sdpa"`` (memory-efficient fused kernels) or ``"naive"`` (bmm + softmax + bmm).
+        impl (str): ``"sdpa"`` (memory-efficient fused kernels: the Lq x Lk matrix is never
+            stored; extra memory is linear in L) or ``"naive"`` (bmm + softmax + bmm, the
+            original's maths, stores the Lq x Lk matrix).
     Returns:
         (N, Lq, Cv)
     """
     if impl == "sdpa":
-        # (N, 1, L, C): one head; SDPA accepts a value width different from the key width.
-        out = F.scaled_dot_product_attention(query.unsqueeze(1), key.unsqueeze(1),
-                                             value.unsqueeze(1), scale=scale)
-        return out.squeeze(1)
+        q, k, v, cv = _fused_inputs(query, key, value)  # (N, 1, L, C) contiguous: one head
+        out = F.scaled_dot_product_attention(q, k, v, scale=scale)  # (N, 1, Lq, C')
+        return out.squeeze(1)[..., :cv]
     if impl == "naive":
         sim = torch.bmm(query, key.transpose(1, 2)) * scale  # (N, Lq, Lk)
         sim = F.softmax(sim, dim=-1)

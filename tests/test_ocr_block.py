@@ -104,3 +104,15 @@ def test_conv_bn_relu_keys():
     assert list(conv_bn_relu(3, 4, 3).state_dict()) == [
         "0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var",
         "1.num_batches_tracked"]
+
+
+def test_object_context_attention_runs_a_fused_kernel():
+    """The OCR block's pixel-region attention reaches SDPA's fused CPU kernel (not the math path)."""
+    from torch.profiler import ProfilerActivity, profile
+    block = SpatialOCR_Module(16, 8, 16, fusion_kernel=1)
+    feats, regions = torch.randn(2, 16, 6, 5), torch.randn(2, 16, 4, 1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        block(feats, regions).sum().backward()
+    ops = {e.key for e in prof.key_averages()}
+    assert "aten::_scaled_dot_product_attention_math" not in ops, sorted(ops)
+    assert any("flash_attention" in op for op in ops), sorted(ops)

@@ -1,4 +1,8 @@
 """oc_module/self_attention.py against an einsum/softmax oracle written from the paper's formula."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -148,3 +152,87 @@ def test_shared_projection_runs_twice_in_train_mode():
 def test_bad_impl_rejected():
     with pytest.raises(ValueError, match="impl"):
         SelfAttentionBlock2D(4, 2, 2, impl="flash")
+
+
+# --- memory: the fused kernels must run (no L x L matrix) -------------------------------------------
+
+_MEMORY_PROBE = r"""
+import sys, torch
+from oc_module.self_attention import attention
+torch.manual_seed(0)
+L, ck, cv, backward = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+def peak():  # peak resident set of this process, bytes
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+# the layout the blocks produce: (N, C, L) projections seen as (N, L, C) transposed views
+key = torch.randn(1, ck, L).transpose(1, 2).requires_grad_(backward)
+value = torch.randn(1, cv, L).transpose(1, 2).requires_grad_(backward)
+with torch.set_grad_enabled(backward):
+    warm = attention(key[:, :64], key[:, :64], value[:, :64], ck ** -0.5)
+    before = peak()
+    out = attention(key, key, value, ck ** -0.5)  # (1, L, cv)
+    if backward:
+        out.sum().backward()
+print(peak() - before)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc/self/status (Linux)")
+@pytest.mark.parametrize("ck,cv,backward", [(256, 256, False), (128, 256, True)])
+def test_sdpa_extra_memory_is_linear_in_positions(ck, cv, backward):
+    """At L = 16,384 positions (a 1024x1024 crop at stride 8) the Lq x Lk score matrix alone is
+    1 GiB in fp32; the naive/math path needs ~2.3 GB more than the inputs. The fused kernels keep
+    a few (L, C) buffers (~16 MiB each). Fail when the extra peak memory reaches a quarter of the
+    matrix (Base-OC widths forward; ASP-OC widths, which differ, forward + backward)."""
+    L = 16384
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    res = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(L), str(ck), str(cv),
+                          str(int(backward))], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    extra = int(res.stdout.strip().splitlines()[-1])
+    matrix = L * L * 4
+    assert extra < matrix / 4, (f"attention used {extra / 2**20:.0f} MiB beyond its inputs at L={L}: "
+                                f"the {matrix / 2**20:.0f} MiB score matrix is being built")
+
+
+@pytest.mark.parametrize("ck,cv", [(16, 16), (8, 16), (16, 8)])
+def test_sdpa_runs_a_fused_kernel_on_cpu(ck, cv):
+    """The op SDPA dispatches to (forward and backward) is the fused CPU flash kernel, never the
+    math fallback, for the transposed (N, L, C) views the blocks pass, with equal or unequal
+    key/value widths."""
+    from torch.profiler import ProfilerActivity, profile
+    key = torch.randn(2, ck, 40).transpose(1, 2).requires_grad_()
+    value = torch.randn(2, cv, 40).transpose(1, 2).requires_grad_()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        attention(key, key, value, ck ** -0.5).sum().backward()
+    ops = {e.key for e in prof.key_averages()}
+    assert "aten::_scaled_dot_product_attention_math" not in ops, sorted(ops)
+    assert any("flash_attention" in op and "backward" not in op for op in ops), sorted(ops)
+    assert any("flash_attention" in op and "backward" in op for op in ops), sorted(ops)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("ck,cv", [(256, 256), (128, 256)])
+def test_sdpa_extra_memory_is_linear_on_cuda(dtype, ck, cv):
+    """On CUDA the fused kernels keep the extra memory far below the L x L matrix (L = 33,153:
+    a 1024x2048 image at stride 8; the matrix alone is 4.4 GB in fp32), and agree with naive."""
+    L = 33153
+    key = torch.randn(1, ck, L, device="cuda", dtype=dtype).transpose(1, 2)
+    value = torch.randn(1, cv, L, device="cuda", dtype=dtype).transpose(1, 2)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    out = attention(key, key, value, ck ** -0.5)
+    torch.cuda.synchronize()
+    extra = torch.cuda.max_memory_allocated() - base
+    assert extra < L * L * 4 / 16, f"{extra / 2**20:.0f} MiB extra: the score matrix was built"
+    idx = torch.arange(0, L, 97, device="cuda")  # a subset of query rows for the naive check
+    ref = attention(key[:, idx].float(), key.float(), value.float(), ck ** -0.5, impl="naive")
+    tol = 1e-4 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(out[:, idx].float(), ref, rtol=tol, atol=tol)

@@ -122,6 +122,16 @@ def _optim_group(parser):
     _bool(g, "--amp", False, "native torch.amp mixed precision")
 
 
+def _speed_group(parser):
+    """Speed options (utils/accel.py); none changes the maths."""
+    g = parser.add_argument_group("speed")
+    _bool(g, "--compile", False, "torch.compile the model and the loss (one warning, then eager "
+          "mode, where it cannot work)")
+    g.add_argument("--channels-last", type=str2bool, nargs="?", const=True, default=None,
+                   metavar="BOOL", help="store activations channels-last (NHWC) (default: on CUDA "
+                   "only, where it is faster)")
+
+
 def _loss_group(parser):
     g = parser.add_argument_group("loss")
     _bool(g, "--ohem", False, "online hard example mining")
@@ -220,6 +230,7 @@ def build_parser(mode="train"):
     _model_group(parser)
     if mode == "train":
         _optim_group(parser)
+        _speed_group(parser)
         _loss_group(parser)
         _checkpoint_group(parser)
         _image_log_group(parser)
