@@ -29,6 +29,8 @@ from types import ModuleType
 
 import torch
 
+from utils.errors import ConfigError, OCNetError
+
 from . import reference
 
 logger = logging.getLogger(__name__)
@@ -46,15 +48,16 @@ _active: dict[str, object] = {"name": None}
 _warned_routes: set[str] = set()
 
 
-class BackendBuildError(RuntimeError):
-    """A requested compiled backend could not be built or loaded."""
+class BackendBuildError(OCNetError, RuntimeError):
+    """A requested compiled backend could not be built or loaded (the message says why and what to
+    install or set): reported without a traceback."""
 
 
 def requested_backend() -> str:
     """The validated value of IABN_BACKEND (default 'auto')."""
     value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if value not in CHOICES:
-        raise ValueError(f"{ENV_VAR}={value!r} is invalid; choose one of {', '.join(CHOICES)}")
+        raise ConfigError(f"{ENV_VAR}={value!r} is invalid; choose one of {', '.join(CHOICES)}")
     return value
 
 
@@ -172,7 +175,7 @@ def load(name: str) -> ModuleType:
     Raises BackendBuildError with the compiler's message when it cannot be built.
     """
     if name not in ("cuda", "cpp", "torch"):
-        raise ValueError(f"unknown InPlace-ABN backend {name!r}; choose cuda, cpp or torch")
+        raise ConfigError(f"unknown InPlace-ABN backend {name!r}; choose cuda, cpp or torch")
     with _lock:
         if name not in _loaded:
             _loaded[name] = _build(name)

@@ -140,3 +140,13 @@ def test_ohem_on_cuda_matches_port():
     loss = crit(torch.from_numpy(logits).cuda(), torch.from_numpy(target).cuda())
     assert loss.device.type == "cuda"
     assert loss.item() == pytest.approx(np_ohem_loss(logits, target, 255, 0.7, 10), rel=1e-5)
+
+
+@pytest.mark.parametrize("min_kept", [0, 5, 10_000])
+def test_ohem_target_never_reads_device_values(min_kept):
+    """No host synchronisation per step: on the meta device any read of a value (int(), .item(), a
+    data-dependent shape such as p[valid]) raises, so OHEM must run there end to end."""
+    logits = torch.empty(2, 19, 8, 8, device="meta")
+    target = torch.empty(2, 8, 8, dtype=torch.long, device="meta")
+    out = ohem_target(logits, target, 255, 0.7, min_kept)
+    assert out.shape == target.shape and out.device.type == "meta"

@@ -56,16 +56,22 @@ def ohem_target(logits, target, ignore_label=255, thresh=0.6, min_kept=0):
         target: (N, H, W) integer labels.
     """
     valid = target != ignore_label                                      # (N, H, W)
-    num_valid = int(valid.sum())
-    if min_kept >= num_valid:
-        return target
     prob = torch.softmax(logits.detach(), dim=1)                        # (N, C, H, W)
     gt = torch.where(valid, target, torch.zeros_like(target)).long()
     p = prob.gather(1, gt.unsqueeze(1)).squeeze(1)                      # (N, H, W)
     threshold = torch.tensor(float(thresh), dtype=p.dtype, device=p.device)
     if min_kept > 0:
-        kth = torch.kthvalue(p[valid], min(num_valid, min_kept)).values
-        threshold = torch.maximum(threshold, kth)
+        # No host synchronisation: the min_kept smallest probabilities of the valid pixels (the
+        # invalid ones count as +inf), then the k-th with k = min(#valid, min_kept) picked on the
+        # device. When #valid <= min_kept every valid pixel is kept (threshold +inf), as in the
+        # original, which then returned the target unchanged.
+        p_valid = torch.where(valid, p, torch.full_like(p, float("inf"))).flatten()
+        smallest = torch.topk(p_valid, min(min_kept, p_valid.numel()), largest=False).values
+        num_valid = valid.sum()
+        k = torch.clamp(torch.minimum(num_valid, torch.tensor(min_kept, device=p.device)) - 1, min=0)
+        kth = smallest.gather(0, k.reshape(1)).squeeze(0)
+        threshold = torch.where(num_valid <= min_kept, torch.full_like(threshold, float("inf")),
+                                torch.maximum(threshold, kth))
     keep = valid & (p <= threshold)
     return torch.where(keep, target, torch.full_like(target, ignore_label))
 
