@@ -116,13 +116,14 @@ def machine_info(device):
 
 def release_freed_memory_to_os():
     """Make glibc return every freed tensor buffer >= 128 KiB to the OS at once (mmap'ed
-    blocks, no trimming threshold), so the resident set size follows the live tensors and its
-    peak measures a step. No effect off glibc."""
+    blocks, no trimming threshold) and give back the free memory it already holds, so the resident
+    set size follows the live tensors and its peak measures a step. No effect off glibc."""
     try:
         import ctypes
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+        libc.malloc_trim(0)  # and hand back what is already free (else a step reuses resident pages)
     except (OSError, AttributeError):
         pass
 
@@ -143,6 +144,7 @@ def measure_peak(device, fn):
         fn()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device)
+    release_freed_memory_to_os()  # freed but resident heap pages would hide the step's allocations
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current resident size

@@ -239,13 +239,14 @@ ocnet_eval() {
 # the overlays are (README, "Inference, attention maps and export").
 ocnet_demo_infer() {
     out=$OUTPUT_DIR/${TAG}_infer
-    first=$(sed -n 1p "$TEST_LIST" | cut -f1)
-    second=$(sed -n 2p "$TEST_LIST" | cut -f1)
-    ocnet_log "infer.py on two demo images -> $out"
-    "$PYTHON" infer.py "$DATA_DIR/$first" "$DATA_DIR/$second" --network "$NETWORK" --method "$METHOD" \
-        --restore-from "$CKPT" --output-path "$out" --device cpu || ocnet_die "infer.py failed"
-    for image in "$first" "$second"; do
-        name=$(basename "$image" .png)
-        ocnet_log "overlay: $out/${name}_overlay.png"
+    images=$(grep -v '^[[:space:]]*$' "$TEST_LIST" | head -n 2 | cut -f1)
+    [ -n "$images" ] || { ocnet_log "infer.py: no test images in $TEST_LIST, skipped"; return 0; }
+    set --
+    for image in $images; do set -- "$@" "$DATA_DIR/$image"; done
+    ocnet_log "infer.py on $# demo image(s) -> $out"
+    ocnet_stage infer "$PYTHON" infer.py "$@" --network "$NETWORK" --method "$METHOD" \
+        --restore-from "$CKPT" --output-path "$out" --device cpu
+    for image in $images; do
+        ocnet_log "overlay: $out/$(basename "$image" .png)_overlay.png"
     done
 }

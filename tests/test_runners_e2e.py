@@ -137,3 +137,5 @@ def test_demo_mode_once(tmp_path, world):
     check_results(tmp_path / "vis" / f"{tag}_val" / "results.json", str(demo), demo / "val.lst", images=1)
     check_submission(tmp_path / "vis" / f"{tag}_test.zip", str(demo), demo / "test.lst")
     assert not os.path.exists(tmp_path / "lists")            # the demo never makes Cityscapes lists
+    overlays = sorted(p.name for p in (tmp_path / "vis" / f"{tag}_infer").glob("*_overlay.png"))
+    assert len(overlays) == 1 and f"overlay: {tmp_path / 'vis' / f'{tag}_infer' / overlays[0]}" in res.stdout
