@@ -21,9 +21,9 @@ def test_every_model_registered_once_under_its_builder_name():
 
 
 def test_builders_declare_their_options():
-    assert builder_options(network.NETWORKS["resnet101_baseline"]) == {"stem"}
+    assert builder_options(network.NETWORKS["resnet101_baseline"]) == {"stem", "depth"}
     for name in OCNET[1:]:
-        assert builder_options(network.NETWORKS[name]) == {"attention", "stem"}, name
+        assert builder_options(network.NETWORKS[name]) == {"attention", "stem", "depth"}, name
     for name in OCR:
         assert builder_options(network.NETWORKS[name]) == {
             "preset", "stem_relu", "attention", "stem", "norm_layer"}, name
