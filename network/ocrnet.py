@@ -157,37 +157,20 @@ def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
                   **head)
 
 
+def _ocr_builder(backbone):
+    """The registered builder ``<backbone>_ocr``: the five differ only in the backbone."""
+    def builder(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa", stem=None,
+                norm_layer=nn.SyncBatchNorm):
+        return build_ocrnet(backbone, num_classes, preset=preset, stem_relu=stem_relu,
+                            attention=attention, stem=stem, norm_layer=norm_layer)
+    builder.__name__ = builder.__qualname__ = f"{backbone}_ocr"
+    builder.__doc__ = f"OCRNet on {backbone} (options: see :func:`build_ocrnet`)."
+    return register(builder)
+
+
 # The registered builders: one per backbone, all with the same options (see build_ocrnet).
-@register
-def resnet50_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa", stem=None,
-                 norm_layer=nn.SyncBatchNorm):
-    return build_ocrnet("resnet50", num_classes, preset=preset, stem_relu=stem_relu,
-                        attention=attention, stem=stem, norm_layer=norm_layer)
-
-
-@register
-def resnet101_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa", stem=None,
-                  norm_layer=nn.SyncBatchNorm):
-    return build_ocrnet("resnet101", num_classes, preset=preset, stem_relu=stem_relu,
-                        attention=attention, stem=stem, norm_layer=norm_layer)
-
-
-@register
-def hrnetv2_w18s_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa",
-                     stem=None, norm_layer=nn.SyncBatchNorm):
-    return build_ocrnet("hrnetv2_w18s", num_classes, preset=preset, stem_relu=stem_relu,
-                        attention=attention, stem=stem, norm_layer=norm_layer)
-
-
-@register
-def hrnetv2_w18_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa",
-                    stem=None, norm_layer=nn.SyncBatchNorm):
-    return build_ocrnet("hrnetv2_w18", num_classes, preset=preset, stem_relu=stem_relu,
-                        attention=attention, stem=stem, norm_layer=norm_layer)
-
-
-@register
-def hrnetv2_w48_ocr(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa",
-                    stem=None, norm_layer=nn.SyncBatchNorm):
-    return build_ocrnet("hrnetv2_w48", num_classes, preset=preset, stem_relu=stem_relu,
-                        attention=attention, stem=stem, norm_layer=norm_layer)
+resnet50_ocr = _ocr_builder("resnet50")
+resnet101_ocr = _ocr_builder("resnet101")
+hrnetv2_w18s_ocr = _ocr_builder("hrnetv2_w18s")
+hrnetv2_w18_ocr = _ocr_builder("hrnetv2_w18")
+hrnetv2_w48_ocr = _ocr_builder("hrnetv2_w48")
