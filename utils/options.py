@@ -128,8 +128,8 @@ def _speed_group(parser):
     _bool(g, "--compile", False, "torch.compile the model and the loss (one warning, then eager "
           "mode, where it cannot work)")
     g.add_argument("--channels-last", type=str2bool, nargs="?", const=True, default=None,
-                   metavar="BOOL", help="store activations channels-last (NHWC) (default: on CUDA "
-                   "only, where it is faster)")
+                   metavar="BOOL", help="store activations channels-last (NHWC); not given: on CUDA only, where "
+                   "it is faster (default: %(default)s)")
 
 
 def _loss_group(parser):
@@ -175,7 +175,8 @@ def _image_log_group(parser):
     g.add_argument("--save-num-images", type=_non_negative_int, default=2,
                    help="samples of the batch in the TensorBoard image grid (0: no image logs)")
     g.add_argument("--image-every", type=_non_negative_int, default=None,
-                   help="log the image grid every N iterations (default: --save-pred-every)")
+                   help="log the image grid every N iterations; not given: every "
+                        "--save-pred-every (default: %(default)s)")
 
 
 def _test_group(parser, mode):
