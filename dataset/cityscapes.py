@@ -53,6 +53,8 @@ class _CityscapesDefaults:
     DEFAULT_LISTS = {"train": f"{DEFAULT_LIST_DIR}/train.lst", "eval": f"{DEFAULT_LIST_DIR}/val.lst",
                      "submit": f"{DEFAULT_LIST_DIR}/test.lst"}
     SAME_SIZE_ITEMS = True      # every item is padded to the --input-size canvas
+    # faithful: the original's input normalisation (RGB minus the Caffe BGR means, no std)
+    NORMALISATION = "caffe"
 
     @classmethod
     def default_input_sizes(cls):

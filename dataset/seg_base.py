@@ -58,6 +58,7 @@ class RecipeSegmentation(data.Dataset):
     NUM_CLASSES = None
     IGNORE_LABEL = 255
     CLASS_NAMES = ()
+    NORMALISATION = "imagenet"  # ImageNet mean/std of the OCRNet recipe
     BASE_SCALE = (2048, 512)
     CROP_SIZE = (512, 512)
     SPLIT_SIZES = {}            # official image counts per split name, for warn_count

@@ -69,17 +69,15 @@ def save_palette_png(array, path, palette=None):
 
 
 # --------------------------------------------------------------------------- training image logs
-# The datasets that feed the network with the original Caffe normalisation (RGB minus the BGR
-# means, no std); every other registry dataset uses the ImageNet mean/std of the OCRNet recipe.
-CAFFE_DATASETS = ("cityscapes_train", "cityscapes_test")
-
-
 def denormalize(image_chw, dataset):
-    """A normalised (3, H, W) network input of ``dataset`` back to (H, W, 3) uint8 RGB."""
+    """A normalised (3, H, W) network input of ``dataset`` back to (H, W, 3) uint8 RGB: the dataset
+    class says how it normalised (``NORMALISATION``: the original's Caffe means, or ImageNet mean/std
+    of the OCRNet recipe)."""
+    from dataset import dataset_class
     from dataset.seg_transforms import IMAGENET_MEAN, IMAGENET_STD
     from dataset.transforms import CAFFE_MEAN
     img = np.asarray(image_chw, dtype=np.float64).transpose(1, 2, 0)     # (H, W, 3)
-    if dataset in CAFFE_DATASETS:
+    if dataset_class(dataset).NORMALISATION == "caffe":
         img = img + np.asarray(CAFFE_MEAN)
     else:
         img = img * np.asarray(IMAGENET_STD) + np.asarray(IMAGENET_MEAN)
