@@ -18,9 +18,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils import distributed
+from utils.cli import run_main
 from utils.engine import build_inference_model, build_loader, predict_labels
 from utils.errors import DatasetError
-from utils.logger import run_main, setup_logging
+from utils.logger import setup_logging
 from utils.options import model_kwargs, model_name, parse_args, predict_options, print_args
 
 

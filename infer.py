@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from utils import options
 from utils import predict_images as P
+from utils.cli import run_main
 from utils.errors import ConfigError, DatasetError
-from utils.logger import run_main, setup_logging
+from utils.logger import setup_logging
 
 
 def build_parser():

@@ -55,6 +55,7 @@ class _CityscapesDefaults:
     SAME_SIZE_ITEMS = True      # every item is padded to the --input-size canvas
     # faithful: the original's input normalisation (RGB minus the Caffe BGR means, no std)
     NORMALISATION = "caffe"
+    PALETTE = "cityscapes"
 
     @classmethod
     def default_input_sizes(cls):

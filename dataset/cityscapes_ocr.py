@@ -28,6 +28,7 @@ class CityscapesOCR(RecipeSegmentation):
 
     NUM_CLASSES = 19
     CLASS_NAMES = CLASS_NAMES
+    PALETTE = "cityscapes"
     BASE_SCALE = (2048, 1024)
     CROP_SIZE = (512, 1024)
     SPLIT_SIZES = {"train": 2975, "val": 500}
@@ -71,6 +72,7 @@ class CityscapesOCRTest(data.Dataset):
     BASE_SCALE, CROP_SIZE = CityscapesOCR.BASE_SCALE, CityscapesOCR.CROP_SIZE
     DEFAULT_LISTS = CityscapesOCR.DEFAULT_LISTS
     SAME_SIZE_ITEMS = True
+    NORMALISATION, PALETTE = CityscapesOCR.NORMALISATION, CityscapesOCR.PALETTE
     default_input_sizes = CityscapesOCR.default_input_sizes
 
     def __init__(self, root, list_path=None, crop_size=None, base_scale=None):

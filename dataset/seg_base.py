@@ -23,7 +23,7 @@ from utils.errors import DatasetError
 
 from . import seg_transforms as S
 from . import transforms as T
-from .lists import read_list, warn_count
+from .lists import warn_count
 from .sample import Sample, make_meta
 
 
@@ -59,6 +59,7 @@ class RecipeSegmentation(data.Dataset):
     IGNORE_LABEL = 255
     CLASS_NAMES = ()
     NORMALISATION = "imagenet"  # ImageNet mean/std of the OCRNet recipe
+    PALETTE = "voc"             # colours of the label images (utils.visualize)
     BASE_SCALE = (2048, 512)
     CROP_SIZE = (512, 512)
     SPLIT_SIZES = {}            # official image counts per split name, for warn_count

@@ -20,7 +20,8 @@ import torch
 
 from utils import onnx_export as X
 from utils import options
-from utils.logger import run_main, setup_logging
+from utils.cli import run_main
+from utils.logger import setup_logging
 
 
 def build_parser():

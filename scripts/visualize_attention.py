@@ -21,8 +21,9 @@ import torch
 from utils import predict_images as P
 from utils.attention_figure import draw_figure, heat_panel, upsample
 from utils.attention_maps import AttentionProbe, check_points
+from utils.cli import run_main
 from utils.errors import ConfigError
-from utils.logger import run_main, setup_logging
+from utils.logger import setup_logging
 
 
 def point(text):

@@ -32,8 +32,3 @@ def test_summary_writer_without_tensorboard_is_none(tmp_path, monkeypatch):
     monkeypatch.setattr(logger, "has_tensorboard", False)
     assert logger.summary_writer(str(tmp_path)) is None
     assert list(tmp_path.iterdir()) == []
-
-
-def test_run_main_is_still_importable_from_the_logger():
-    from utils import cli, logger
-    assert logger.run_main is cli.run_main  # moved to utils/cli.py (tested in test_cli.py)

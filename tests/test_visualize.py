@@ -61,7 +61,7 @@ def _batch(dataset):
     import torch
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (3, 8, 12, 3)).astype(np.float64)          # (N, H, W, 3)
-    if dataset == "cityscapes_train":   # RGB minus the Caffe BGR means, no std
+    if dataset in ("cityscapes_train", "cityscapes_test"):   # RGB minus the Caffe BGR means, no std
         net = rgb - np.array([102.9801, 115.9465, 122.7717])
     else:                               # ImageNet mean / std
         net = (rgb - np.array([123.675, 116.28, 103.53])) / np.array([58.395, 57.12, 57.375])
@@ -72,7 +72,8 @@ def _batch(dataset):
     return rgb.astype(np.uint8), images, labels, logits
 
 
-@pytest.mark.parametrize("dataset", ["cityscapes_train", "voc_train"])
+@pytest.mark.parametrize("dataset", ["cityscapes_train", "voc_train", "cityscapes_ocr_train",
+                                     "ade20k_train"])
 def test_training_image_grid(dataset):
     import torch
     import torch.nn.functional as F
@@ -89,6 +90,18 @@ def test_training_image_grid(dataset):
         np.testing.assert_array_equal(row[:, 12:24], palette[labels[i].long().numpy()])
         np.testing.assert_array_equal(row[:, 24:], palette[preds[i].numpy()])
     assert torch.is_tensor(logits)
+
+
+def test_every_dataset_says_how_it_normalises_and_colours():
+    """The original OCNet pipeline (the two cityscapes_* entries) uses the Caffe means, every OCRNet
+    recipe dataset ImageNet mean/std; the Cityscapes datasets use the Cityscapes palette, VOC and
+    ADE20K VOC's."""
+    from dataset import DATASETS, dataset_class
+    for name in DATASETS:
+        cls = dataset_class(name)
+        assert cls.NORMALISATION == ("caffe" if name in ("cityscapes_train", "cityscapes_test")
+                                     else "imagenet"), name
+        assert cls.PALETTE == ("cityscapes" if name.startswith("cityscapes") else "voc"), name
 
 
 def test_log_training_images_every_n_steps():

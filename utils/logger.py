@@ -4,8 +4,6 @@ import logging
 import os
 import sys
 
-from utils.cli import run_main  # noqa: F401  (moved to utils/cli.py; re-exported for old imports)
-
 try:  # optional: torch.utils.tensorboard needs the `tensorboard` package
     from torch.utils.tensorboard import SummaryWriter
     has_tensorboard = True

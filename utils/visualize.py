@@ -85,8 +85,10 @@ def denormalize(image_chw, dataset):
 
 
 def dataset_palette(dataset):
-    """(256, 3) uint8 colours: the Cityscapes palette for the Cityscapes datasets, else VOC's."""
-    flat = get_palette() if dataset.startswith("cityscapes") else get_voc_palette()
+    """(256, 3) uint8 colours of ``dataset``'s label images (the class's ``PALETTE``): the Cityscapes
+    palette or VOC's (also used for ADE20K)."""
+    from dataset import dataset_class
+    flat = get_palette() if dataset_class(dataset).PALETTE == "cityscapes" else get_voc_palette()
     return np.asarray(flat, dtype=np.uint8).reshape(-1, 3)
 
 
