@@ -7,8 +7,10 @@ checkpoints keep backbone keys at the top level (``conv1.weight``, ``layer4.2.bn
 ``OCNet`` keeps that layout by extending :class:`~network.resnet.ResNet`; the variants differ only in
 the ``heads`` they pass.
 
-Builder options: ``attention`` (``"sdpa"`` or the literal ``"naive"``), ``stem`` and ``depth`` (101,
-the paper's; 50 gives the same heads on a ResNet-50, used by the quick benchmark and the tests).
+Builder options: ``attention`` (``"sdpa"`` or the literal ``"naive"``), ``stem``, ``depth`` (101,
+the paper's; 50 gives the same heads on a ResNet-50, used by the quick benchmark and the tests) and
+``backbone_memory`` (``"literal"``, ``"relu"`` or ``"recompute"``: the training-time activation memory
+of the backbone, :data:`network.resnet.MEMORY_MODES`; the same maths in every mode).
 """
 from collections import OrderedDict
 
@@ -78,7 +80,7 @@ def _cls(num_classes, channels=512):
 
 
 @register
-def resnet101_baseline(num_classes=21, *, stem="deep", depth=101):
+def resnet101_baseline(num_classes=21, *, stem="deep", depth=101, backbone_memory="relu"):
     """Dilated ResNet-101 + conv3x3(2048->512, bias) + ABN + Dropout2d(0.05) + conv1x1 (no DSN).
 
     It has no attention, so it takes no ``attention`` option (the registry rejects one)."""
@@ -86,22 +88,25 @@ def resnet101_baseline(num_classes=21, *, stem="deep", depth=101):
         layer5=nn.Sequential(nn.Conv2d(2048, 512, kernel_size=3, padding=1), _abn(512),
                              nn.Dropout2d(0.05)),
         layer6=_cls(num_classes))
-    return OCNet(heads, stem=stem, depth=depth)
+    return OCNet(heads, stem=stem, depth=depth, memory_efficient=backbone_memory)
 
 
 @register
-def resnet101_base_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep", depth=101):
+def resnet101_base_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep", depth=101,
+                          backbone_memory="relu"):
     """Base-OC: conv3x3 + ABN + BaseOC_Module(512, 512, key 256, value 256, sizes [1])."""
     heads = OrderedDict(
         context=nn.Sequential(
             nn.Conv2d(2048, 512, kernel_size=3, padding=1), _abn(512),
             BaseOC_Module(512, 512, 256, 256, dropout=0.05, sizes=(1,), impl=attention)),
         cls=_cls(num_classes))
-    return OCNet(heads, dsn=DSNHead(num_classes, 0.05), stem=stem, depth=depth)
+    return OCNet(heads, dsn=DSNHead(num_classes, 0.05), stem=stem, depth=depth,
+                 memory_efficient=backbone_memory)
 
 
 @register
-def resnet101_pyramid_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep", depth=101):
+def resnet101_pyramid_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep", depth=101,
+                             backbone_memory="relu"):
     """Pyramid-OC: conv3x3 + BN-noact, Pyramid_OC_Module(sizes [1, 2, 3, 6])."""
     heads = OrderedDict(
         # faithful: layer5 has a BN without activation and no dropout in the original.
@@ -111,24 +116,28 @@ def resnet101_pyramid_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep", d
         cls=_cls(num_classes))
     # faithful: the Pyramid-OC DSN head's BN has no activation either.
     return OCNet(heads, dsn=DSNHead(num_classes, 0.05, activation="none"), min_feature=6, stem=stem,
-                 depth=depth)
+                 depth=depth, memory_efficient=backbone_memory)
 
 
 @register
-def resnet101_asp_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep", depth=101):
+def resnet101_asp_oc_dsn(num_classes=21, *, attention="sdpa", stem="deep", depth=101,
+                         backbone_memory="relu"):
     """ASP-OC as at HEAD (2019): conv3x3 2048->512 + ABN, then ASP_OC_Module(512, 256)."""
     heads = OrderedDict(
         context=nn.Sequential(
             nn.Conv2d(2048, 512, kernel_size=3, padding=1), _abn(512),
             ASP_OC_Module(512, 256, impl=attention)),
         cls=_cls(num_classes))
-    return OCNet(heads, dsn=DSNHead(num_classes, 0.10), min_feature=2, stem=stem, depth=depth)
+    return OCNet(heads, dsn=DSNHead(num_classes, 0.10), min_feature=2, stem=stem, depth=depth,
+                 memory_efficient=backbone_memory)
 
 
 @register
-def resnet101_asp_oc_v1_dsn(num_classes=21, *, attention="sdpa", stem="deep", depth=101):
+def resnet101_asp_oc_v1_dsn(num_classes=21, *, attention="sdpa", stem="deep", depth=101,
+                            backbone_memory="relu"):
     """ASP-OC of the 2018 paper code (a8e038d): ASP_OC_Module(2048, 512) directly on layer4."""
     heads = OrderedDict(
         context=ASP_OC_Module(2048, 512, fuse_features=512, impl=attention),
         cls=_cls(num_classes))
-    return OCNet(heads, dsn=DSNHead(num_classes, 0.10), min_feature=2, stem=stem, depth=depth)
+    return OCNet(heads, dsn=DSNHead(num_classes, 0.10), min_feature=2, stem=stem, depth=depth,
+                 memory_efficient=backbone_memory)

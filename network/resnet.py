@@ -26,12 +26,29 @@ from torch import nn
 
 from utils.errors import ConfigError
 
+from .recompute_tail import recompute_tail, supports_recompute
 from .relu_conv import relu_conv2d
 
-__all__ = ["Bottleneck", "ResNet", "conv3x3", "RESNET_LAYERS", "stride8_size",
-           "count_parameters"]
+__all__ = ["Bottleneck", "ResNet", "conv3x3", "RESNET_LAYERS", "MEMORY_MODES", "memory_mode",
+           "stride8_size", "count_parameters"]
 
 RESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+# Training-time memory of the bottlenecks (same maths and state_dict in every mode; eval mode
+# always runs the literal graph): "literal" the original graph; "relu" every norm -> ReLU -> conv
+# pair keeps only the norm output (relu_conv.py); "recompute" also the tail conv3 -> bn3 -> +
+# residual -> ReLU keeps only its output (recompute_tail.py; InPlace-ABN norms only).
+MEMORY_MODES = ("literal", "relu", "recompute")
+
+
+def memory_mode(value):
+    """The memory mode named by ``value``: one of :data:`MEMORY_MODES`, or a bool (the former
+    ``memory_efficient`` switch: False = "literal", True = "relu")."""
+    if isinstance(value, bool):
+        return "relu" if value else "literal"
+    if isinstance(value, str) and value in MEMORY_MODES:
+        return value
+    raise ValueError(f"backbone memory mode must be one of {MEMORY_MODES} (or a bool: False = "
+                     f"'literal', True = 'relu'), got {value!r}")
 
 
 def conv3x3(in_planes, out_planes, stride=1):
@@ -69,13 +86,24 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=False)
         self.relu_inplace = nn.ReLU(inplace=True)
         self.downsample = downsample
-        self.memory_efficient = False  # set by ResNet: norm -> ReLU -> conv keeps only the norm output
+        self.memory_mode = "literal"  # set by ResNet (MEMORY_MODES)
+
+    @property
+    def memory_efficient(self):
+        """Whether a memory mode other than "literal" is on (assign a bool or a mode name)."""
+        return self.memory_mode != "literal"
+
+    @memory_efficient.setter
+    def memory_efficient(self, value):
+        self.memory_mode = memory_mode(value)
 
     def forward(self, x):
         residual = x if self.downsample is None else self.downsample(x)
-        if self.memory_efficient and self.training:  # same maths; relu(z) recomputed in backward
-            out = relu_conv2d(self.bn1(self.conv1(x)), self.conv2)
-            out = self.bn3(relu_conv2d(self.bn2(out), self.conv3))
+        if self.memory_mode != "literal" and self.training:  # same maths, recomputed in backward
+            z2 = self.bn2(relu_conv2d(self.bn1(self.conv1(x)), self.conv2))
+            if self.memory_mode == "recompute" and supports_recompute(self.bn3):
+                return recompute_tail(z2, self.conv3, self.bn3, residual)
+            out = self.bn3(relu_conv2d(z2, self.conv3))
             return self.relu_inplace(out + residual)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -102,10 +130,15 @@ class ResNet(nn.Module):
         multi_grid (tuple[int]): per-block dilation multipliers of layer4 (OCNet: (1, 1, 1)).
         norm_layer (callable): ``norm_layer(C)`` builds a norm without activation. Default
             ``InPlaceABNSync(C, activation='none')`` as in the original.
-        memory_efficient (bool): every norm -> ReLU -> conv pair (bottlenecks, deep stem) keeps
-            only the norm output for backward and recomputes the ReLU (``relu_conv.py``; train
-            mode only, so eval graphs and exports see plain ops); the
-            same maths and state_dict. With InPlace-ABN it saves one activation per pair.
+        memory_efficient (bool | str): training-time activation memory, one of
+            :data:`MEMORY_MODES` (True = ``"relu"``, the default; False = ``"literal"``).
+            ``"relu"``: every norm -> ReLU -> conv pair (bottlenecks, deep stem) keeps only the
+            norm output for backward and recomputes the ReLU (``relu_conv.py``); with
+            InPlace-ABN it saves one activation per pair. ``"recompute"``: in addition, each
+            bottleneck's conv3 -> bn3 -> + residual -> ReLU keeps only its output and recomputes
+            conv3 and bn3 in backward (``recompute_tail.py``; InPlace-ABN norms with activation
+            'none' only, other norms keep the ``"relu"`` path). Train mode only, so eval graphs
+            and exports see plain ops; the same maths and state_dict in every mode.
     """
 
     def __init__(self, depth=101, stem="deep", strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
@@ -145,13 +178,19 @@ class ResNet(nn.Module):
         self.out_channels = (256, 512, 1024, 2048)
         self.set_memory_efficient(memory_efficient)
 
-    def set_memory_efficient(self, enabled=True):
-        """Switch the recompute-the-ReLU backward of the norm -> ReLU -> conv pairs on or off."""
-        self.memory_efficient = bool(enabled)
+    def set_memory_efficient(self, mode=True):
+        """Set the training-time memory mode (:data:`MEMORY_MODES`, or True = "relu", False =
+        "literal") of the stem and every bottleneck. Returns ``self``."""
+        self.memory_mode = memory_mode(mode)
         for m in self.modules():
             if isinstance(m, Bottleneck):
-                m.memory_efficient = self.memory_efficient
+                m.memory_mode = self.memory_mode
         return self
+
+    @property
+    def memory_efficient(self):
+        """Whether a memory mode other than "literal" is on."""
+        return self.memory_mode != "literal"
 
     def _make_layer(self, planes, blocks, stride, dilation, multi_grid, contract_dilation):
         downsample = None
