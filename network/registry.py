@@ -19,7 +19,8 @@ __all__ = ["NETWORKS", "register", "builder_options", "get_segmentation_model", 
 NETWORKS = {}
 
 # builder option -> the command-line flag that sets it (for the error message)
-_FLAGS = {"preset": "--ocr-preset", "stem_relu": "--stem-relu", "stem": "--stem"}
+_FLAGS = {"preset": "--ocr-preset", "stem_relu": "--stem-relu", "stem": "--stem",
+          "backbone_memory": "--backbone-memory"}
 
 
 def register(builder):
@@ -68,5 +69,5 @@ def get_segmentation_model(name, num_classes=19, **kwargs):
         given = ", ".join(f"{k} ({_FLAGS[k]})" if k in _FLAGS else k for k in unknown)
         raise ConfigError(f"model {name!r} does not take the option(s) {given}; it takes "
                           f"{sorted(accepted) or 'none'} (--ocr-preset / --stem-relu apply to the "
-                          "*_ocr models only)")
+                          "*_ocr models only, --backbone-memory to the OCNet models)")
     return builder(num_classes=num_classes, **kwargs)

@@ -18,6 +18,8 @@ from utils.errors import ConfigError
 MODES = ("train", "eval", "submit")
 # Paper-default multi-scale set (the original's predict_multi_scale); configurable with --ms-scales.
 DEFAULT_MS_SCALES = "0.75,1.0,1.25"
+# network.resnet.MEMORY_MODES (not imported: the parser stays free of torch; a test keeps them equal)
+BACKBONE_MEMORY_MODES = ("literal", "relu", "recompute")
 
 
 def str2bool(value):
@@ -130,6 +132,12 @@ def _speed_group(parser):
     g.add_argument("--channels-last", type=str2bool, nargs="?", const=True, default=None,
                    metavar="BOOL", help="store activations channels-last (NHWC); not given: on CUDA only, where "
                    "it is faster (default: %(default)s)")
+    # Not a resume-must-match flag (utils/resume.py): it changes what autograd keeps, not the maths.
+    g.add_argument("--backbone-memory", default=None, choices=BACKBONE_MEMORY_MODES,
+                   help="what the OCNet backbone keeps for backward: 'literal' (the original graph), "
+                        "'relu' (recompute the ReLUs) or 'recompute' (also conv3 + bn3 of every "
+                        "bottleneck: least memory, one more 1x1 conv per block); not given: the "
+                        "model's default, relu (default: %(default)s)")
 
 
 def _loss_group(parser):
@@ -313,7 +321,8 @@ def model_name(args):
 
 def model_kwargs(args):
     """Builder options given on the command line (only those set, so each builder keeps its defaults)."""
-    options = {"stem": args.stem, "preset": args.ocr_preset, "stem_relu": args.stem_relu}
+    options = {"stem": args.stem, "preset": args.ocr_preset, "stem_relu": args.stem_relu,
+               "backbone_memory": getattr(args, "backbone_memory", None)}  # train-only flag
     return {k: v for k, v in options.items() if v is not None}
 
 

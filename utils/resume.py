@@ -19,7 +19,8 @@ FORMAT = "ocnet-resume-v1"
 RESUME_NAME = "resume.pth"
 # Every flag that changes the optimisation (model, data, schedule, loss, precision, seed). A resumed
 # run must use the same values unless --resume-override names the flag (or says 'all'). Paths, logging,
-# workers and GPUs may change freely.
+# workers and GPUs may change freely, and so may the speed flags (--compile, --channels-last,
+# --backbone-memory): they change how the same maths is computed, not the optimisation.
 MUST_MATCH = ("network", "method", "stem", "ocr_preset", "stem_relu", "num_classes", "dataset",
               "ignore_label", "input_size", "batch_size", "random_mirror", "random_scale",
               "learning_rate", "min_lr", "momentum", "weight_decay", "power", "num_steps", "fix_lr",
