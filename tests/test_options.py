@@ -118,6 +118,18 @@ def test_model_kwargs_only_passes_what_was_set():
                                "mmseg", "--stem-relu", "False", "--stem", "v1c"])
     assert model_kwargs(args) == {"preset": "mmseg", "stem_relu": False, "stem": "v1c"}
     assert model_name(args) == "hrnetv2_w18s_ocr"
+    assert model_kwargs(parse_args("train", [])) == {}
+    args = parse_args("train", ["--backbone-memory", "recompute"])
+    assert model_kwargs(args) == {"backbone_memory": "recompute"}
+
+
+def test_backbone_memory_flag_is_checked_and_not_resume_must_match(capsys):
+    from utils.resume import MUST_MATCH
+    with pytest.raises(SystemExit):
+        parse_args("train", ["--backbone-memory", "True"])
+    err = capsys.readouterr().err
+    assert "--backbone-memory" in err and "'literal', 'relu', 'recompute'" in err
+    assert "backbone_memory" not in MUST_MATCH  # the same maths: a run may resume with another mode
 
 
 def test_predict_options_from_eval_flags():

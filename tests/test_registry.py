@@ -21,9 +21,11 @@ def test_every_model_registered_once_under_its_builder_name():
 
 
 def test_builders_declare_their_options():
-    assert builder_options(network.NETWORKS["resnet101_baseline"]) == {"stem", "depth"}
+    assert builder_options(network.NETWORKS["resnet101_baseline"]) == {"stem", "depth",
+                                                                       "backbone_memory"}
     for name in OCNET[1:]:
-        assert builder_options(network.NETWORKS[name]) == {"attention", "stem", "depth"}, name
+        assert builder_options(network.NETWORKS[name]) == {"attention", "stem", "depth",
+                                                           "backbone_memory"}, name
     for name in OCR:
         assert builder_options(network.NETWORKS[name]) == {
             "preset", "stem_relu", "attention", "stem", "norm_layer"}, name
@@ -90,6 +92,7 @@ def test_var_keyword_builder_judges_its_own_options(monkeypatch):
     ("resnet101_asp_oc_dsn", {"preset": "ssseg"}),
     ("resnet101_asp_oc_dsn", {"stem_relu": True}),
     ("hrnetv2_w18s_ocr", {"depth": 50}),
+    ("resnet101_ocr", {"backbone_memory": "recompute"}),
 ])
 def test_real_builders_reject_options_they_do_not_use(name, kwargs):
     with pytest.raises(ConfigError):
@@ -102,5 +105,10 @@ def test_options_reach_the_model():
         ocr = get_segmentation_model("hrnetv2_w18s_ocr", num_classes=3, preset="openseg",
                                      stem_relu=False, norm_layer=nn.BatchNorm2d)
     assert std.conv1.weight.shape == (64, 3, 7, 7)
+    assert std.memory_mode == "relu"  # the default
+    with torch.device("meta"):
+        rec = get_segmentation_model("resnet101_asp_oc_dsn", num_classes=3, depth=50,
+                                     backbone_memory="recompute")
+    assert {m.memory_mode for m in rec.modules() if hasattr(m, "memory_mode")} == {"recompute"}
     assert ocr.align_corners is True and ocr.backbone_net.stem_relu is False
     assert type(ocr.bottleneck[1]) is nn.BatchNorm2d

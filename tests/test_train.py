@@ -38,6 +38,21 @@ def test_random_init_and_zero_init_residual(tmp_path, caplog):
     assert torch.all(model.bn3.weight == 1)  # the stem's bn3 is not a bottleneck
 
 
+def test_backbone_memory_flag_reaches_the_model(tmp_path):
+    none = str(tmp_path / "none.pth")
+    args = parse_args("train", ["--restore-from", none, "--allow-random-init", "--backbone-memory",
+                                "recompute"])
+    model = train.build_model(args, LOG)
+    assert model.memory_mode == "recompute"
+    assert all(b.memory_mode == "recompute" for b in model.modules() if isinstance(b, Bottleneck))
+    assert train.build_model(parse_args("train", ["--restore-from", none, "--allow-random-init"]),
+                             LOG).memory_mode == "relu"  # the default
+    args = parse_args("train", ["--network", "resnet50", "--method", "ocr", "--restore-from", none,
+                                "--allow-random-init", "--backbone-memory", "literal"])
+    with pytest.raises(ValueError, match=r"backbone_memory \(--backbone-memory\)"):
+        train.build_model(args, LOG)
+
+
 def test_start_iters_loads_a_full_model(tmp_path):
     args = parse_args("train", ["--method", "baseline", "--allow-random-init", "--restore-from",
                                 str(tmp_path / "none.pth")])
