@@ -304,3 +304,16 @@ def test_replicas_synchronised_recompute_equals_inplace_abn_and_full_batch(monke
                 torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     for a, b in zip(got["relu"][1][2], got["recompute"][1][2]):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow  # four ResNet-50 models, one timed step each
+def test_backbone_memory_benchmark_script(tmp_path):
+    from scripts import benchmark_backbone_memory as bench
+    out = tmp_path / "bbm"
+    assert bench.main(["--depth", "50", "--size", "33", "--steps", "1", "--warmup", "0",
+                       "--out", str(out)]) == 0
+    rows = __import__("json").loads(out.with_suffix(".json").read_text())["rows"]
+    assert list(rows) == ["reference", *MEMORY_MODES]
+    saved = [rows[m]["saved_backbone_mib"] for m in MEMORY_MODES]
+    assert saved[0] > saved[1] > saved[2]
+    assert "| recompute |" in out.with_suffix(".md").read_text()
