@@ -11,13 +11,17 @@ stock BN with |w| + eps + separate ReLU, naive attention, plain SGD), and ours i
   ``compare``: the sides interleaved step by step, alternating order; CPU peak = peak RSS above
   the RSS before the step).
 
-    python -m scripts.benchmark_backbone_memory [--size 257] [--batch 1] [--steps 5]
+* with ``--profile N``: the torch profiler's CPU self time of N forward + backward passes per
+  side (median; all ops, convolution forward, convolution backward).
+
+    python -m scripts.benchmark_backbone_memory [--size 257] [--batch 1] [--steps 5] [--profile 5]
 
 Writes ``<out>.json`` and ``<out>.md`` (default ``scripts/results/backbone_memory_<device>``).
 """
 import argparse
 import copy
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -60,6 +64,26 @@ def saved_bytes(side, images, labels):
             sum(n for n, backbone in storages.values() if backbone))
 
 
+def profile_sides(sides, images, labels, repeats):
+    """Median over ``repeats`` alternated forward + loss + backward passes per side (one warm-up
+    pass first) of the torch profiler's CPU self time: all ops, conv forward, conv backward."""
+    from torch.profiler import ProfilerActivity, profile
+    times = {s.name: [] for s in sides}
+    for rep in range(repeats + 1):
+        for side in (sides if rep % 2 else sides[::-1]):
+            side.model.zero_grad(set_to_none=True)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                side.criterion(side.model(images), labels).backward()
+            ev = {e.key: e for e in prof.key_averages()}
+            ms = {k: ev[k].self_cpu_time_total / 1e3 if k in ev else 0.0
+                  for k in ("aten::mkldnn_convolution", "aten::convolution_backward")}
+            if rep:
+                times[side.name].append((sum(e.self_cpu_time_total for e in ev.values()) / 1e3,
+                                         *ms.values()))
+    return {name: dict(zip(("total_ms", "conv_forward_ms", "conv_backward_ms"),
+                           (statistics.median(c) for c in zip(*t)))) for name, t in times.items()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="resnet101_asp_oc_dsn")
@@ -70,6 +94,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--sides", nargs="+", default=["reference", *MEMORY_MODES],
                    choices=["reference", *MEMORY_MODES], help="which sides to build and time")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also profile N forward+backward passes per side (CPU self time)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--out", default=None, help="output prefix")
     args = p.parse_args(argv)
@@ -93,10 +119,12 @@ def main(argv=None):
                     args.warmup)
     for name, r in timed.items():
         rows[name].update(r)
+    profiled = profile_sides(sides, images, labels, args.profile) if args.profile else {}
     command = "python -m scripts.benchmark_backbone_memory " + " ".join(
         sys.argv[1:] if argv is None else argv)
     report = {"command": command, "machine": machine_info(device), "model": args.model,
-              "depth": args.depth, "input": [args.batch, 3, args.size, args.size], "rows": rows}
+              "depth": args.depth, "input": [args.batch, 3, args.size, args.size], "rows": rows,
+              "profile": profiled}
     ref = rows[sides[0].name]
     lines = [f"Command: `{command}`", "", f"Machine: {report['machine']}", "",
              f"`{args.model}` (ResNet-{args.depth}), training step on {args.batch}x3x{args.size}x"
@@ -111,6 +139,12 @@ def main(argv=None):
         lines.append(f"| {name} | {r['saved_mib']:.1f} | {r['saved_backbone_mib']:.1f} | {peak} | "
                      f"{r['ms']:.0f} ({min(r['times_ms']):.0f}-{max(r['times_ms']):.0f}) | "
                      f"{r['saved_mib'] / ref['saved_mib']:.2f} | {peak_ratio} |")
+    if profiled:
+        lines += ["", f"torch profiler, forward + loss + backward (no SGD step), median of "
+                      f"{args.profile} alternated passes, CPU self time:", "",
+                  "| side | total ms | conv forward ms | conv backward ms |", "|---|---:|---:|---:|"]
+        lines += [f"| {n} | {r['total_ms']:.0f} | {r['conv_forward_ms']:.0f} | "
+                  f"{r['conv_backward_ms']:.0f} |" for n, r in profiled.items()]
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out or Path(__file__).resolve().parent / "results" /

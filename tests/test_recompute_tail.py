@@ -1,6 +1,7 @@
 """network/recompute_tail.py: the bottleneck tail keeping only its output, against independent oracles
 (F.batch_norm with |w| + eps, the literal ResNet graph, full-batch InPlace-ABN, shape arithmetic)."""
 import copy
+import json
 import threading
 
 import pytest
@@ -311,9 +312,10 @@ def test_backbone_memory_benchmark_script(tmp_path):
     from scripts import benchmark_backbone_memory as bench
     out = tmp_path / "bbm"
     assert bench.main(["--depth", "50", "--size", "33", "--steps", "1", "--warmup", "0",
-                       "--out", str(out)]) == 0
-    rows = __import__("json").loads(out.with_suffix(".json").read_text())["rows"]
+                       "--profile", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert list(rows) == ["reference", *MEMORY_MODES]
     saved = [rows[m]["saved_backbone_mib"] for m in MEMORY_MODES]
     assert saved[0] > saved[1] > saved[2]
-    assert "| recompute |" in out.with_suffix(".md").read_text()
+    text = out.with_suffix(".md").read_text()
+    assert text.count("| recompute |") == 2 and "torch profiler" in text
