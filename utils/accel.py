@@ -3,7 +3,8 @@ torch.compile with an eager fallback, and the *reference* configuration of a mod
 
 The reference configuration stands in for the original code on stock PyTorch: every InPlace-ABN
 becomes an out-of-place ``F.batch_norm`` with scale ``|w| + eps`` followed by its activation
-(:func:`inplace_abn.convert_to_abn`), and every attention block runs the naive
+(:func:`inplace_abn.convert_to_abn`), the backbone keeps the literal norm -> ReLU -> conv graph,
+and every attention block runs the naive
 ``bmm -> softmax -> bmm`` that stores the HW x HW matrix. It is built by converting a model, so
 both sides hold the same weights and compute the same function.
 """
@@ -38,6 +39,9 @@ def reference_model(model: nn.Module) -> nn.Module:
     from inplace_abn import convert_to_abn
     ref = copy.deepcopy(model)
     convert_to_abn(ref)
+    for module in ref.modules():  # the literal norm -> ReLU -> conv graph of the original
+        if hasattr(module, "set_memory_efficient"):
+            module.set_memory_efficient(False)
     return set_attention_impl(ref, "naive")
 
 
