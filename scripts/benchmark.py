@@ -238,7 +238,7 @@ def build_pair(spec, device, amp_dtype, quick=False):
     torch.manual_seed(0)
     model = network.get_segmentation_model(name, num_classes=19, **kwargs)
     ref = accel.reference_model(model)
-    cl = accel.channels_last_default(device)
+    cl = accel.channels_last_default(device, model)
     return [Side("ours", model, device, amp_dtype, True, cl),
             Side("reference", ref, device, amp_dtype, False, False)]
 

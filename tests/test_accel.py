@@ -191,3 +191,14 @@ def test_speed_flags_parse_and_prepare_model():
     accel.prepare_model(model, "cpu", True)
     assert model.weight.is_contiguous(memory_format=torch.channels_last)
     assert accel.channels_last_default("cuda") and not accel.channels_last_default("cpu")
+
+
+def test_channels_last_default_per_model():
+    """NHWC by default only on CUDA and only without InPlace-ABN (whose kernels read NCHW)."""
+    ocnet = network.get_segmentation_model("resnet101_base_oc_dsn", num_classes=3, depth=50)
+    ocr = network.get_segmentation_model("hrnetv2_w18s_ocr", num_classes=3)
+    assert accel.uses_inplace_abn(ocnet) and not accel.uses_inplace_abn(ocr)
+    assert accel.channels_last_default("cuda", ocr)
+    assert not accel.channels_last_default("cuda", ocnet)
+    assert not accel.channels_last_default("cpu", ocr)
+    assert not accel.uses_inplace_abn(accel.reference_model(ocnet))  # converted to stock BN

@@ -17,7 +17,8 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["set_attention_impl", "reference_model", "to_channels_last", "channels_last_default",
+__all__ = ["set_attention_impl", "reference_model", "to_channels_last", "uses_inplace_abn",
+           "channels_last_default",
            "prepare_model", "build_sgd", "CompileFallback", "maybe_compile", "compile_available"]
 
 
@@ -51,17 +52,28 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-def channels_last_default(device) -> bool:
-    """Whether the fast default stores activations channels-last on ``device``: on CUDA
-    (tensor-core convolutions want NHWC), not on the CPU (not measured faster there)."""
-    return torch.device(device).type == "cuda"
+def uses_inplace_abn(model: nn.Module) -> bool:
+    """Whether any norm of ``model`` runs the InPlace-ABN kernels (the OCNet models)."""
+    from inplace_abn import InPlaceABN, InPlaceABNSync
+    return any(isinstance(m, (InPlaceABN, InPlaceABNSync)) for m in model.modules())
+
+
+def channels_last_default(device, model: nn.Module | None = None) -> bool:
+    """Whether the default stores activations channels-last: on CUDA (tensor-core convolutions
+    and cuDNN batch norm want NHWC) for models without InPlace-ABN; never on the CPU (measured
+    slower there). The InPlace-ABN kernels read (N, C, H*W) blocks, so with NHWC activations every
+    norm would copy its input and output in forward and again in backward: the OCNet models stay
+    NCHW unless ``--channels-last`` asks otherwise."""
+    if torch.device(device).type != "cuda":
+        return False
+    return model is None or not uses_inplace_abn(model)
 
 
 def prepare_model(model: nn.Module, device, channels_last=None) -> nn.Module:
     """Apply the memory-format choice to a model already on ``device``: ``channels_last`` True /
     False, or None for :func:`channels_last_default`. Returns ``model``."""
     if channels_last is None:
-        channels_last = channels_last_default(device)
+        channels_last = channels_last_default(device, model)
     return to_channels_last(model) if channels_last else model
 
 

@@ -128,8 +128,9 @@ def _speed_group(parser):
     _bool(g, "--compile", False, "torch.compile the model and the loss (one warning, then eager "
           "mode, where it cannot work)")
     g.add_argument("--channels-last", type=str2bool, nargs="?", const=True, default=None,
-                   metavar="BOOL", help="store activations channels-last (NHWC); not given: on CUDA only, where "
-                   "it is faster (default: %(default)s)")
+                   metavar="BOOL", help="store activations channels-last (NHWC); not given: on CUDA for models "
+                   "without InPlace-ABN (the OCR models), off on the CPU and for the OCNet models, "
+                   "whose InPlace-ABN kernels would copy NHWC tensors")
 
 
 def _loss_group(parser):
