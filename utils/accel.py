@@ -19,7 +19,8 @@ from torch import nn
 
 __all__ = ["set_attention_impl", "reference_model", "to_channels_last", "uses_inplace_abn",
            "channels_last_default",
-           "prepare_model", "build_sgd", "CompileFallback", "maybe_compile", "compile_available"]
+           "prepare_model", "build_sgd", "CompileFallback", "COMPILE_MODES", "maybe_compile",
+           "mark_step", "compile_available"]
 
 
 def set_attention_impl(model: nn.Module, impl: str) -> nn.Module:
@@ -125,14 +126,31 @@ class CompileFallback:
         return self.module(*args, **kwargs)
 
 
-def maybe_compile(model: nn.Module, criterion: nn.Module, enabled: bool):
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def maybe_compile(model: nn.Module, criterion: nn.Module, enabled: bool, mode: str = "default"):
     """Callables ``(model, criterion)`` for the training step: compiled when ``enabled`` and
     possible, otherwise the modules themselves, with one warning saying why when compilation was
-    asked for but cannot work here. The modules are not modified."""
+    asked for but cannot work here. The modules are not modified.
+
+    ``mode`` is torch.compile's: ``"reduce-overhead"`` replays the compiled graphs as CUDA graphs
+    (the training crop has static shapes), which takes the kernel launches of launch-bound steps
+    (HRNet, AMP) off the host; the loop then marks each step with :func:`mark_step`."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
     if not enabled:
         return model, criterion
     reason = compile_available()
     if reason is not None:
         warnings.warn(f"--compile: {reason}; running in eager mode", RuntimeWarning, stacklevel=2)
         return model, criterion
-    return CompileFallback(model, "model"), CompileFallback(criterion, "loss")
+    return (CompileFallback(model, "model", mode=mode),
+            CompileFallback(criterion, "loss", mode=mode))
+
+
+def mark_step(mode: str) -> None:
+    """Tell torch.compile's CUDA-graph replay that a new training step begins (its outputs of the
+    previous step may be overwritten); a no-op for the other modes."""
+    if mode == "reduce-overhead":
+        torch.compiler.cudagraph_mark_step_begin()
