@@ -28,13 +28,27 @@ from .relu_conv import _autocast_dtype
 __all__ = ["bn_relu_conv2d", "supports"]
 
 
+def _syncs_across_processes(bn) -> bool:
+    """Whether an ``nn.SyncBatchNorm`` would exchange statistics now (as its forward decides:
+    an initialised process group of more than one process)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return False
+    group = bn.process_group or torch.distributed.group.WORLD
+    return torch.distributed.get_world_size(group) > 1
+
+
 def supports(bn, conv) -> bool:
-    """Whether ``bn -> ReLU -> conv`` can take the recompute path: exactly ``nn.BatchNorm2d``
-    (not SyncBatchNorm, not InPlace-ABN) with affine weights and running statistics, and an
-    ``nn.Conv2d`` with numeric zero padding."""
-    return (type(bn) is nn.BatchNorm2d and bn.affine and bn.track_running_stats
-            and isinstance(conv, nn.Conv2d) and conv.padding_mode == "zeros"
-            and not isinstance(conv.padding, str))
+    """Whether ``bn -> ReLU -> conv`` can take the recompute path: ``nn.BatchNorm2d``, or an
+    ``nn.SyncBatchNorm`` that computes local statistics (one process; across processes it keeps
+    its own synchronised path), with affine weights and running statistics, and an
+    ``nn.Conv2d`` with numeric zero padding. Not InPlace-ABN (``relu_conv.py`` covers it)."""
+    if type(bn) is nn.SyncBatchNorm:
+        if _syncs_across_processes(bn):
+            return False
+    elif type(bn) is not nn.BatchNorm2d:
+        return False
+    return (bn.affine and bn.track_running_stats and isinstance(conv, nn.Conv2d)
+            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
 
 
 def _normalise(c, mean, invstd, weight, bias):

@@ -91,7 +91,8 @@ def test_plain_ops_when_the_path_does_not_apply(monkeypatch):
     assert seen == []
     bn_relu_conv2d(c, bn, conv)
     assert seen == [1]
-    assert not supports(nn.SyncBatchNorm(4), conv)
+    assert supports(nn.SyncBatchNorm(4), conv)  # one process: local statistics, as BN
+    assert not supports(nn.GroupNorm(2, 4), conv) and not supports(nn.BatchNorm1d(4), conv)
     assert not supports(nn.BatchNorm2d(4, affine=False), conv)
     assert not supports(bn, nn.Conv2d(4, 3, 3, padding="same"))
     assert supports(bn, conv)
@@ -115,3 +116,14 @@ def test_autocast_bf16_matches_plain_modules():
     torch.testing.assert_close(c1.grad, c2.grad, rtol=5e-2, atol=5e-2)
     torch.testing.assert_close(conv.weight.grad, conv_ref.weight.grad, rtol=5e-2, atol=5e-2)
     assert conv.weight.grad.dtype == torch.float32
+
+
+def test_sync_batch_norm_across_processes_keeps_its_own_path(monkeypatch):
+    """Under a process group of 2+ processes SyncBatchNorm must exchange statistics: not ours."""
+    _, conv = _pair(dtype=torch.float32)
+    sync = nn.SyncBatchNorm(4)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+    assert not supports(sync, conv)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 1)
+    assert supports(sync, conv)
