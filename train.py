@@ -199,7 +199,8 @@ def _run(args, runtime, log):
         log.info(f"resumed from {resume_path} at iteration {start}")
     monitor = LoopMonitor(model, runtime.device, check_loss=not scaler.is_enabled())
     model, criterion = wrap_parallel(model, criterion, runtime)
-    step_model, step_criterion = accel.maybe_compile(model, criterion, args.compile)
+    step_model, step_criterion = accel.maybe_compile(model, criterion, args.compile,
+                                                       args.compile_mode)
     mode = (f"DDP, {runtime.world_size} processes" if runtime.distributed else
             f"DataParallel over GPUs {list(runtime.dp_devices)}" if runtime.dp_devices else "1 process")
     log.info(f"model {model_name(args)} on {runtime.device} ({mode}, global batch {args.batch_size}); "
@@ -223,6 +224,8 @@ def _run(args, runtime, log):
                                                    args.power, args.min_lr, args.fix_lr)
                 images = images.to(runtime.device, non_blocking=True)      # (N, 3, H, W)
                 labels = labels.long().to(runtime.device, non_blocking=True)  # (N, H, W)
+                if args.compile:
+                    accel.mark_step(args.compile_mode)
                 with autocast():
                     preds = step_model(images)
                     loss = step_criterion(preds, labels)

@@ -23,6 +23,8 @@ global-batch gradient (DDP all-reduces them). Deviation from the original: in ev
 original returned dw = db = 0; we return the true gradient of the eval-mode function.
 The backend ops invert z in place as the original kernels did; the function hands them a
 transient copy, so the output stays valid after backward and retain_graph=True works (gradcheck).
+Without an activation (the backbone's norms) there is nothing to invert and backward reads z and
+dz where they are, without copies.
 """
 from __future__ import annotations
 
@@ -109,12 +111,17 @@ class InPlaceABNFunction(Function):
         z, var, w, b = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         be = backend_for(z)
-        # The ops invert in place; work on transient copies so that neither the output (which the
-        # caller and retain_graph=True backward passes still see) nor the incoming gradient
-        # (autograd may share it with other consumers) is modified.
-        z = z.clone(memory_format=torch.contiguous_format)
-        dz = dz.clone(memory_format=torch.contiguous_format)
-        _act_backward(be, z, dz, ctx.activation, ctx.slope)  # z <- BN output, dz <- dL/d(BN out)
+        if ctx.activation == "none":
+            # The statistics and dx ops only read z and dz: no copy (the backbone's case) unless
+            # the memory format is not (N, C, *) contiguous.
+            z, dz = z.contiguous(), dz.contiguous()
+        else:
+            # The activation inverse works in place; on transient copies, so that neither the
+            # output (which the caller and retain_graph=True backward passes still see) nor the
+            # incoming gradient (autograd may share it with other consumers) is modified.
+            z = z.clone(memory_format=torch.contiguous_format)
+            dz = dz.clone(memory_format=torch.contiguous_format)
+            _act_backward(be, z, dz, ctx.activation, ctx.slope)  # z <- BN out, dz <- dL/d(BN out)
         sync = ctx.training and need_x
         edz = eydz = None
         if sync or need_w or need_b:

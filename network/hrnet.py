@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from network.bn_relu_conv import bn_relu_conv2d
 from network.resnet import Bottleneck, conv3x3
 from utils.errors import ConfigError
 
@@ -42,10 +43,14 @@ class BasicBlock(nn.Module):
         self.conv1, self.bn1 = conv3x3(channels, channels), norm_layer(channels)
         self.conv2, self.bn2 = conv3x3(channels, channels), norm_layer(channels)
         self.relu = nn.ReLU(inplace=True)
+        self.memory_efficient = False  # set by HRNet: bn1 -> ReLU -> conv2 keeps only bn1's input
 
     def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        if self.memory_efficient and self.training:  # same maths; bn1 + ReLU recomputed in backward
+            out = bn_relu_conv2d(self.conv1(x), self.bn1, self.conv2)
+        else:
+            out = self.conv2(self.relu(self.bn1(self.conv1(x))))
+        out = self.bn2(out)
         return self.relu(out + x)
 
 
@@ -112,9 +117,13 @@ class HRNet(nn.Module):
             HRNet-OCR, sssegmentation after June 2025); False is the sssegmentation variant of
             Nov 2020 - June 2025 that produced the seed-era numbers and ``*_train.pth`` weights.
         norm_layer (callable): ``norm_layer(C)``; default ``nn.BatchNorm2d``.
+        memory_efficient (bool): the BN -> ReLU -> conv pairs of the BasicBlocks and of layer1's
+            Bottlenecks keep only the norm's input for backward and recompute the norm and the ReLU
+            (``bn_relu_conv.py``; train mode with stock BN only). Same maths and state_dict.
     """
 
-    def __init__(self, arch="hrnetv2_w48", stem_relu=True, norm_layer=nn.BatchNorm2d):
+    def __init__(self, arch="hrnetv2_w48", stem_relu=True, norm_layer=nn.BatchNorm2d,
+                 memory_efficient=False):
         super().__init__()
         if arch not in HRNET_ARCHS:
             raise ValueError(f"HRNet arch must be one of {sorted(HRNET_ARCHS)}, got {arch!r}")
@@ -134,6 +143,15 @@ class HRNet(nn.Module):
                 *[HRModule(blocks, channels, norm_layer) for _ in range(modules)]))
             prev = list(channels)
         self.out_channels = sum(prev)
+        self.set_memory_efficient(memory_efficient)
+
+    def set_memory_efficient(self, enabled=True):
+        """Switch the recompute-the-norm backward of the BN -> ReLU -> conv pairs on or off."""
+        self.memory_efficient = bool(enabled)
+        for m in self.modules():
+            if isinstance(m, (BasicBlock, Bottleneck)):
+                m.memory_efficient = self.memory_efficient
+        return self
 
     @staticmethod
     def _transition(prev, cur, norm_layer):
@@ -175,6 +193,7 @@ class HRNet(nn.Module):
         return torch.cat(ups, dim=1)                    # (N, sum C_b, H/4, W/4)
 
 
-def hrnetv2(arch, stem_relu=True, norm_layer=nn.BatchNorm2d):
+def hrnetv2(arch, stem_relu=True, norm_layer=nn.BatchNorm2d, memory_efficient=False):
     """Build an :class:`HRNet` (``arch`` as in :data:`HRNET_ARCHS`)."""
-    return HRNet(arch, stem_relu=stem_relu, norm_layer=norm_layer)
+    return HRNet(arch, stem_relu=stem_relu, norm_layer=norm_layer,
+                 memory_efficient=memory_efficient)

@@ -73,6 +73,10 @@ def parse_args(argv=None):
     p.add_argument("--precisions", nargs="+", default=["fp32", "amp"], choices=("fp32", "amp"))
     p.add_argument("--cpu-amp", action="store_true", help="run bf16 AMP on the CPU too (slow)")
     p.add_argument("--no-infer", action="store_true", help="skip the inference measurement")
+    p.add_argument("--compile-mode", default=None, choices=accel.COMPILE_MODES,
+                   help="torch.compile our side's training step (model and loss) in this mode, as "
+                        "train.py --compile --compile-mode does (reduce-overhead: CUDA graphs); "
+                        "default: eager. Results go to benchmark_<device>_compile-<mode>.*")
     p.add_argument("--quick", action="store_true", help="tiny models/sizes (test suite, CPU)")
     p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--note", action="append", default=[], help="a note to print in the report")
@@ -165,8 +169,9 @@ def _sync(device):
 class Side:
     """A model, its loss and optimizer, and the step / inference callables of one configuration."""
 
-    def __init__(self, name, model, device, amp_dtype, fused_sgd, channels_last):
+    def __init__(self, name, model, device, amp_dtype, fused_sgd, channels_last, compile_mode=None):
         self.name, self.model, self.device = name, model.to(device), device
+        self.compile_mode = compile_mode
         self.channels_last = channels_last
         if channels_last:
             accel.to_channels_last(self.model)
@@ -180,6 +185,8 @@ class Side:
                                           foreach=False))
         self.amp_dtype = amp_dtype
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        self.step_model, self.step_criterion = accel.maybe_compile(
+            self.model, self.criterion, compile_mode is not None, compile_mode or "default")
 
     def _input(self, x):
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
@@ -191,8 +198,10 @@ class Side:
     def train_step(self, images, labels):
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.compile_mode is not None:
+            accel.mark_step(self.compile_mode)
         with self._autocast():
-            loss = self.criterion(self.model(self._input(images)), labels)
+            loss = self.step_criterion(self.step_model(self._input(images)), labels)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -230,7 +239,7 @@ def compare(sides, fn_of, device, steps, warmup):
     return out
 
 
-def build_pair(spec, device, amp_dtype, quick=False):
+def build_pair(spec, device, amp_dtype, quick=False, compile_mode=None):
     name, _, preset = spec.partition(":")
     kwargs = {"preset": preset} if preset else {}
     if quick and not name.endswith("_ocr"):
@@ -238,8 +247,8 @@ def build_pair(spec, device, amp_dtype, quick=False):
     torch.manual_seed(0)
     model = network.get_segmentation_model(name, num_classes=19, **kwargs)
     ref = accel.reference_model(model)
-    cl = accel.channels_last_default(device)
-    return [Side("ours", model, device, amp_dtype, True, cl),
+    cl = accel.channels_last_default(device, model)
+    return [Side("ours", model, device, amp_dtype, True, cl, compile_mode),
             Side("reference", ref, device, amp_dtype, False, False)]
 
 
@@ -253,7 +262,7 @@ def run_case(spec, precision, args, device):
     amp_dtype = None
     if precision == "amp":
         amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    sides = build_pair(spec, device, amp_dtype, args.quick)
+    sides = build_pair(spec, device, amp_dtype, args.quick, args.compile_mode)
     g = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch_size, 3, args.crop, args.crop, generator=g).to(device)
     labels = torch.randint(0, 19, (args.batch_size, args.crop, args.crop), generator=g).to(device)
@@ -329,6 +338,9 @@ def main(argv=None):
     else:
         release_freed_memory_to_os()
     notes, precisions = list(args.note), list(args.precisions)
+    if args.compile_mode:
+        notes.append(f"our training step is torch.compile'd (mode {args.compile_mode}); the "
+                     "timed steps follow the warm-up steps, which include the compilation")
     if device.type == "cpu" and "amp" in precisions and not args.cpu_amp:
         precisions.remove("amp")
         notes.append("AMP (bf16) skipped on the CPU: without native bf16 it is ~700x slower "
@@ -337,11 +349,13 @@ def main(argv=None):
                                                                    else argv),
               "device": device.type, "machine": machine_info(device), "notes": notes,
               "settings": {k: getattr(args, k) for k in ("batch_size", "crop", "infer_size",
-                                                         "steps", "warmup", "quick")},
+                                                         "steps", "warmup", "quick",
+                                                         "compile_mode")},
               "results": []}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"benchmark_{device.type}{'_quick' if args.quick else ''}"
+    stem = out / (f"benchmark_{device.type}{'_quick' if args.quick else ''}"
+                  + (f"_compile-{args.compile_mode}" if args.compile_mode else ""))
     for spec in args.models:
         for precision in precisions:
             res = run_case(spec, precision, args, device)

@@ -105,7 +105,7 @@ def main(argv=None):
     model = network.get_segmentation_model(args.model, num_classes=19, depth=args.depth)
     sides = ([Side("reference", accel.reference_model(model), device, None, False, False)]
              if "reference" in args.sides else [])
-    cl = accel.channels_last_default(device)
+    cl = accel.channels_last_default(device, model)
     for mode in (m for m in MEMORY_MODES if m in args.sides):
         sides.append(Side(mode, copy.deepcopy(model).set_memory_efficient(mode), device, None,
                           True, cl))

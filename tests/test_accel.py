@@ -138,6 +138,45 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
     assert wrapped.eager
 
 
+def test_compile_mode_reaches_torch_compile_and_is_validated(monkeypatch):
+    seen = []
+
+    def fake_compile(module, **kw):
+        seen.append(kw)
+        return module
+    monkeypatch.setattr(accel.torch, "compile", fake_compile)
+    monkeypatch.setattr(accel, "compile_available", lambda: None)
+    model, crit = nn.Linear(3, 2), nn.MSELoss()
+    m, c = accel.maybe_compile(model, crit, True, "reduce-overhead")
+    assert seen == [{"mode": "reduce-overhead"}] * 2  # the model and the loss
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(m(x), model(x))
+    with pytest.raises(ValueError, match="compile mode"):
+        accel.maybe_compile(model, crit, True, "fastest")
+
+
+def test_mark_step_only_for_cuda_graphs(monkeypatch):
+    calls = []
+    monkeypatch.setattr(accel.torch.compiler, "cudagraph_mark_step_begin", lambda: calls.append(1))
+    accel.mark_step("default")
+    accel.mark_step("max-autotune")
+    assert calls == []
+    accel.mark_step("reduce-overhead")
+    assert calls == [1]
+
+
+def test_compile_mode_flag():
+    from utils.errors import ConfigError
+    from utils.options import parse_args
+    assert parse_args("train", []).compile_mode == "default"
+    args = parse_args("train", ["--compile", "--compile-mode", "reduce-overhead"])
+    assert args.compile_mode == "reduce-overhead"
+    for argv in (["--compile-mode", "reduce-overhead"],  # without --compile
+                 ["--compile", "--compile-mode", "fast"]):
+        with pytest.raises((SystemExit, ConfigError)):
+            parse_args("train", argv)
+
+
 def test_maybe_compile_disabled_is_identity():
     model, crit = nn.Linear(3, 2), nn.MSELoss()
     assert accel.maybe_compile(model, crit, False) == (model, crit)
@@ -191,3 +230,14 @@ def test_speed_flags_parse_and_prepare_model():
     accel.prepare_model(model, "cpu", True)
     assert model.weight.is_contiguous(memory_format=torch.channels_last)
     assert accel.channels_last_default("cuda") and not accel.channels_last_default("cpu")
+
+
+def test_channels_last_default_per_model():
+    """NHWC by default only on CUDA and only without InPlace-ABN (whose kernels read NCHW)."""
+    ocnet = network.get_segmentation_model("resnet101_base_oc_dsn", num_classes=3, depth=50)
+    ocr = network.get_segmentation_model("hrnetv2_w18s_ocr", num_classes=3)
+    assert accel.uses_inplace_abn(ocnet) and not accel.uses_inplace_abn(ocr)
+    assert accel.channels_last_default("cuda", ocr)
+    assert not accel.channels_last_default("cuda", ocnet)
+    assert not accel.channels_last_default("cpu", ocr)
+    assert not accel.uses_inplace_abn(accel.reference_model(ocnet))  # converted to stock BN

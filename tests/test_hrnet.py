@@ -1,5 +1,6 @@
 """HRNetV2 backbone: exact sssegmentation key names/shapes, fusion maths, stem_relu switch."""
 import ast
+import copy
 import math
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from network.hrnet import HRModule, HRNet
+from network.hrnet import BasicBlock, HRModule, HRNet
 
 KEYS_DIR = Path(__file__).parent / "data" / "ssseg_ocrnet_keys"  # recorded sssegmentation key lists
 KEY_FILES = {"hrnetv2_w18_small": "hrnetv2w18s.txt", "hrnetv2_w18": "hrnetv2w18.txt",
@@ -99,3 +100,47 @@ def test_bad_input():
         net(torch.randn(1, 1, 64, 64))
     with pytest.raises(ValueError, match="arch"):
         HRNet("hrnetv2_w32")
+
+
+def _saved_bytes(fn):
+    kept = {}
+
+    def pack(t):
+        kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(kept.values())
+
+
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.SyncBatchNorm])
+def test_memory_efficient_same_function_fewer_saved_bytes(norm):
+    """HRNet(memory_efficient=True): the same outputs, gradients and running statistics as the
+    literal graph; the BasicBlocks' bn1 -> ReLU -> conv2 keep one tensor instead of two, so the
+    saved bytes drop by at least one conv1 output per BasicBlock (counted from the model)."""
+    torch.manual_seed(0)
+    net = HRNet("hrnetv2_w18_small", norm_layer=norm).double().train()
+    ref = copy.deepcopy(net)
+    net.set_memory_efficient(True)
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    outs = []
+    for model in (net, ref):
+        xi = x.clone().requires_grad_()
+        y = model(xi)
+        y.backward(torch.ones_like(y) / y.numel())
+        outs.append((y.detach(), xi.grad))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=0, atol=0)
+    torch.testing.assert_close(outs[0][1], outs[1][1])
+    for (name, a), b in zip(net.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+    for (name, a), b in zip(net.named_buffers(), ref.buffers()):
+        torch.testing.assert_close(a, b, msg=name)
+    # one conv1 output per BasicBlock is no longer kept: sizes from a forward hook
+    sizes = []
+    hooks = [m.conv1.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
+             for m in ref.modules() if isinstance(m, BasicBlock)]
+    literal = _saved_bytes(lambda: ref(x))
+    for h in hooks:
+        h.remove()
+    assert sizes
+    assert _saved_bytes(lambda: net(x)) <= literal - sum(sizes)

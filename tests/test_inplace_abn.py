@@ -149,16 +149,37 @@ def test_input_overwritten_and_not_saved(abn_backend):
     assert len({p for p, _ in saved_abn}) == 2
 
 
-def test_output_intact_after_backward_and_retain_graph(abn_backend):
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_output_intact_after_backward_and_retain_graph(abn_backend, activation):
     x, w, b, rm, rv, g = make_inputs("cpu")
     xl = x.clone().requires_grad_()
-    out = inplace_abn(xl * 1, w, b, rm, rv, True)
-    snapshot = out.detach().clone()
+    out = inplace_abn(xl * 1, w, b, rm, rv, True, activation=activation)
+    snapshot, g_before = out.detach().clone(), g.clone()
     out.backward(g, retain_graph=True)
     first = xl.grad.clone()
     assert torch.equal(out.detach(), snapshot)
+    assert torch.equal(g, g_before)  # the incoming gradient is not modified either
     out.backward(g)
     torch.testing.assert_close(xl.grad, 2 * first)
+
+
+def test_backward_without_activation_copies_nothing(abn_backend):
+    """activation='none' (the backbone's norms): backward reads the saved output and the incoming
+    gradient in place; only dx is allocated. With an activation to invert, both are copied."""
+    x, w, b, rm, rv, g = make_inputs("cpu", torch.float32, (2, 6, 5, 5))
+    copies = {}
+    for activation in ("none", "leaky_relu"):
+        xl = x.clone().requires_grad_()
+        out = inplace_abn(xl * 1, w.clone().requires_grad_(), b.clone().requires_grad_(), rm, rv,
+                          True, activation=activation)
+        with torch.profiler.profile(record_shapes=True) as prof:
+            out.backward(g)
+        copies[activation] = sum(  # full-size copies only
+            e.count for e in prof.key_averages(group_by_input_shape=True)
+            if e.key == "aten::clone" and e.input_shapes and e.input_shapes[0] == list(x.shape))
+    assert copies["leaky_relu"] - copies["none"] == 2  # the two transient copies, and the probe works
+    if abn_backend != "torch":  # the torch reference ops make temporaries of their own
+        assert copies["none"] == 0
 
 
 def test_non_contiguous_input_written_back(abn_backend):

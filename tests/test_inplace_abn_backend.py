@@ -8,6 +8,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,6 +189,33 @@ def test_cpp_ops_match_reference_float32():
 def test_cpp_ops_match_reference_other_dtypes(dtype):
     tol = {torch.float64: 1e-10, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
     _check_against_reference("cpp", "cpu", dtype, tol, tol)
+
+
+@pytest.mark.jit
+@pytest.mark.parametrize("length", [4099, 100_003])
+def test_cpp_long_channel_sums_accurate_float32(length):
+    """Per-channel sums over long rows (many blocks of partial sums, a ragged tail) with a large
+    offset: the float32 statistics and gradient sums stay within float32 rounding of a float64
+    NumPy oracle (a naive float32 running sum drifts by orders of magnitude more here)."""
+    mod = backend.load("cpp")
+    rng = np.random.default_rng(0)
+    x64 = rng.normal(1000.0, 0.5, size=(3, 2, length))  # (N, C, S): mean >> std
+    dz64 = rng.normal(0.25, 1.0, size=x64.shape)
+    w64, b64 = np.array([0.7, -1.3]), np.array([0.2, -0.4])
+    x, dz = torch.from_numpy(x64).float(), torch.from_numpy(dz64).float()
+    mean, var = mod.mean_var(x)
+    xs = x.double().numpy()  # the float32 values the kernel saw
+    want_mean = xs.mean(axis=(0, 2))
+    want_var = ((xs - want_mean[None, :, None]) ** 2).mean(axis=(0, 2))
+    np.testing.assert_allclose(mean.double().numpy(), want_mean, rtol=1e-7)
+    np.testing.assert_allclose(var.double().numpy(), want_var, rtol=1e-5)
+    w, b = torch.from_numpy(w64).float(), torch.from_numpy(b64).float()
+    edz, eydz = mod.edz_eydz(x, dz, w, b, True, 1e-5)
+    gamma = np.abs(w.double().numpy()) + 1e-5
+    y = (xs - b.double().numpy()[None, :, None]) / gamma[None, :, None]
+    g = dz.double().numpy()
+    np.testing.assert_allclose(edz.double().numpy(), g.sum(axis=(0, 2)), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(eydz.double().numpy(), (y * g).sum(axis=(0, 2)), rtol=1e-5)
 
 
 @pytest.mark.jit

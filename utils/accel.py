@@ -3,7 +3,8 @@ torch.compile with an eager fallback, and the *reference* configuration of a mod
 
 The reference configuration stands in for the original code on stock PyTorch: every InPlace-ABN
 becomes an out-of-place ``F.batch_norm`` with scale ``|w| + eps`` followed by its activation
-(:func:`inplace_abn.convert_to_abn`), and every attention block runs the naive
+(:func:`inplace_abn.convert_to_abn`), the backbone keeps the literal norm -> ReLU -> conv graph,
+and every attention block runs the naive
 ``bmm -> softmax -> bmm`` that stores the HW x HW matrix. It is built by converting a model, so
 both sides hold the same weights and compute the same function.
 """
@@ -16,8 +17,10 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["set_attention_impl", "reference_model", "to_channels_last", "channels_last_default",
-           "prepare_model", "build_sgd", "CompileFallback", "maybe_compile", "compile_available"]
+__all__ = ["set_attention_impl", "reference_model", "to_channels_last", "uses_inplace_abn",
+           "channels_last_default",
+           "prepare_model", "build_sgd", "CompileFallback", "COMPILE_MODES", "maybe_compile",
+           "mark_step", "compile_available"]
 
 
 def set_attention_impl(model: nn.Module, impl: str) -> nn.Module:
@@ -38,6 +41,9 @@ def reference_model(model: nn.Module) -> nn.Module:
     from inplace_abn import convert_to_abn
     ref = copy.deepcopy(model)
     convert_to_abn(ref)
+    for module in ref.modules():  # the literal norm -> ReLU -> conv graph of the original
+        if hasattr(module, "set_memory_efficient"):
+            module.set_memory_efficient(False)
     return set_attention_impl(ref, "naive")
 
 
@@ -47,17 +53,28 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-def channels_last_default(device) -> bool:
-    """Whether the fast default stores activations channels-last on ``device``: on CUDA
-    (tensor-core convolutions want NHWC), not on the CPU (not measured faster there)."""
-    return torch.device(device).type == "cuda"
+def uses_inplace_abn(model: nn.Module) -> bool:
+    """Whether any norm of ``model`` runs the InPlace-ABN kernels (the OCNet models)."""
+    from inplace_abn import InPlaceABN, InPlaceABNSync
+    return any(isinstance(m, (InPlaceABN, InPlaceABNSync)) for m in model.modules())
+
+
+def channels_last_default(device, model: nn.Module | None = None) -> bool:
+    """Whether the default stores activations channels-last: on CUDA (tensor-core convolutions
+    and cuDNN batch norm want NHWC) for models without InPlace-ABN; never on the CPU (measured
+    slower there). The InPlace-ABN kernels read (N, C, H*W) blocks, so with NHWC activations every
+    norm would copy its input and output in forward and again in backward: the OCNet models stay
+    NCHW unless ``--channels-last`` asks otherwise."""
+    if torch.device(device).type != "cuda":
+        return False
+    return model is None or not uses_inplace_abn(model)
 
 
 def prepare_model(model: nn.Module, device, channels_last=None) -> nn.Module:
     """Apply the memory-format choice to a model already on ``device``: ``channels_last`` True /
     False, or None for :func:`channels_last_default`. Returns ``model``."""
     if channels_last is None:
-        channels_last = channels_last_default(device)
+        channels_last = channels_last_default(device, model)
     return to_channels_last(model) if channels_last else model
 
 
@@ -109,14 +126,31 @@ class CompileFallback:
         return self.module(*args, **kwargs)
 
 
-def maybe_compile(model: nn.Module, criterion: nn.Module, enabled: bool):
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def maybe_compile(model: nn.Module, criterion: nn.Module, enabled: bool, mode: str = "default"):
     """Callables ``(model, criterion)`` for the training step: compiled when ``enabled`` and
     possible, otherwise the modules themselves, with one warning saying why when compilation was
-    asked for but cannot work here. The modules are not modified."""
+    asked for but cannot work here. The modules are not modified.
+
+    ``mode`` is torch.compile's: ``"reduce-overhead"`` replays the compiled graphs as CUDA graphs
+    (the training crop has static shapes), which takes the kernel launches of launch-bound steps
+    (HRNet, AMP) off the host; the loop then marks each step with :func:`mark_step`."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
     if not enabled:
         return model, criterion
     reason = compile_available()
     if reason is not None:
         warnings.warn(f"--compile: {reason}; running in eager mode", RuntimeWarning, stacklevel=2)
         return model, criterion
-    return CompileFallback(model, "model"), CompileFallback(criterion, "loss")
+    return (CompileFallback(model, "model", mode=mode),
+            CompileFallback(criterion, "loss", mode=mode))
+
+
+def mark_step(mode: str) -> None:
+    """Tell torch.compile's CUDA-graph replay that a new training step begins (its outputs of the
+    previous step may be overwritten); a no-op for the other modes."""
+    if mode == "reduce-overhead":
+        torch.compiler.cudagraph_mark_step_begin()

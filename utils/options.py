@@ -129,9 +129,14 @@ def _speed_group(parser):
     g = parser.add_argument_group("speed")
     _bool(g, "--compile", False, "torch.compile the model and the loss (one warning, then eager "
           "mode, where it cannot work)")
+    g.add_argument("--compile-mode", default="default",
+                   choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile mode with --compile; reduce-overhead replays the static-shape "
+                   "training step as CUDA graphs (default: %(default)s)")
     g.add_argument("--channels-last", type=str2bool, nargs="?", const=True, default=None,
-                   metavar="BOOL", help="store activations channels-last (NHWC); not given: on CUDA only, where "
-                   "it is faster (default: %(default)s)")
+                   metavar="BOOL", help="store activations channels-last (NHWC); not given: on CUDA for models "
+                   "without InPlace-ABN (the OCR models), off on the CPU and for the OCNet models, "
+                   "whose InPlace-ABN kernels would copy NHWC tensors")
     # Not a resume-must-match flag (utils/resume.py): it changes what autograd keeps, not the maths.
     g.add_argument("--backbone-memory", default=None, choices=BACKBONE_MEMORY_MODES,
                    help="what the OCNet backbone keeps for backward: 'literal' (the original graph), "
@@ -278,6 +283,8 @@ def _validate_train(parser, args):
     _check_range(parser, args, "--ohem-thres", 0, 1, low_open=True)
     if args.ohem_keep < 0:
         parser.error(f"--ohem-keep must be >= 0, got {args.ohem_keep}")
+    if args.compile_mode != "default" and not args.compile:
+        parser.error(f"--compile-mode {args.compile_mode} needs --compile")
 
 
 def resolve_data_defaults(args, mode):

@@ -1,13 +1,15 @@
 // Port of OCNet.pytorch@679a45b inplace_abn/src/inplace_abn_cpu.cpp, for current ATen.
 // License: BSD-3-Clause (original InPlace-ABN, Mapillary) / MIT (this reproduction).
-// CPU kernels: float, double, half and bfloat16 inputs; sums accumulate in double, statistics
-// are returned in the accumulation dtype (double for double inputs, float otherwise).
+// CPU kernels: float, double, half and bfloat16 inputs; sums accumulate in double (through
+// vectorisable blocked partial sums, see blocked_sum); statistics are returned in the
+// accumulation dtype (double for double inputs, float otherwise).
 // Channels are processed in parallel (at::parallel_for); x is a contiguous (N, C, S) block.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "inplace_abn.h"
@@ -37,6 +39,30 @@ const acc_t* ptr_or_null(const Tensor& t) {
   return t.numel() ? t.data_ptr<acc_t>() : nullptr;
 }
 
+// sum_{i < len} term(i), returned in double. Throughput-bound, not latency-bound: kLanes
+// independent partial sums in the op-math type (float for float/half/bfloat16 inputs, double for
+// double) that the compiler keeps in vector registers, folded into a double every kBlock terms, so
+// each float partial sum adds at most kBlock / kLanes terms before it is widened.
+constexpr int kLanes = 8;
+constexpr int64_t kBlock = 512;
+
+template <typename acc_t, typename Term>
+inline double blocked_sum(int64_t len, const Term& term) {
+  double total = 0;
+  for (int64_t start = 0; start < len; start += kBlock) {
+    const int64_t end = std::min(len, start + kBlock);
+    acc_t acc[kLanes] = {};
+    int64_t i = start;
+    for (; i + kLanes <= end; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) acc[j] += term(i + j);
+    double block = 0;
+    for (; i < end; ++i) block += static_cast<double>(term(i));
+    for (int j = 0; j < kLanes; ++j) block += static_cast<double>(acc[j]);
+    total += block;
+  }
+  return total;
+}
+
 }  // namespace
 
 std::tuple<Tensor, Tensor> mean_var_cpu(const Tensor& x) {
@@ -54,15 +80,16 @@ std::tuple<Tensor, Tensor> mean_var_cpu(const Tensor& x) {
         double sum = 0, sq = 0;
         for (int64_t n = 0; n < d.n; ++n) {
           const scalar_t* p = px + (n * d.c + c) * d.s;
-          for (int64_t s = 0; s < d.s; ++s) sum += static_cast<double>(p[s]);
+          sum += blocked_sum<acc_t>(d.s, [p](int64_t s) { return static_cast<acc_t>(p[s]); });
         }
         const double m = sum / static_cast<double>(d.n * d.s);
+        const acc_t ma = static_cast<acc_t>(m);
         for (int64_t n = 0; n < d.n; ++n) {  // second pass: sum of squared deviations
           const scalar_t* p = px + (n * d.c + c) * d.s;
-          for (int64_t s = 0; s < d.s; ++s) {
-            const double v = static_cast<double>(p[s]) - m;
-            sq += v * v;
-          }
+          sq += blocked_sum<acc_t>(d.s, [p, ma](int64_t s) {
+            const acc_t v = static_cast<acc_t>(p[s]) - ma;
+            return v * v;
+          });
         }
         pm[c] = static_cast<acc_t>(m);
         pv[c] = static_cast<acc_t>(sq / static_cast<double>(d.n * d.s));
@@ -114,13 +141,14 @@ std::tuple<Tensor, Tensor> edz_eydz_cpu(const Tensor& z, const Tensor& dz, const
       for (int64_t c = begin; c < end; ++c) {
         double gamma, beta, se = 0, sey = 0;
         affine_of(pw, pb, c, eps, gamma, beta);
+        const acc_t b = static_cast<acc_t>(beta), inv_gamma = static_cast<acc_t>(1.0 / gamma);
         for (int64_t n = 0; n < d.n; ++n) {
-          const int64_t off = (n * d.c + c) * d.s;
-          for (int64_t s = 0; s < d.s; ++s) {
-            const double g = static_cast<double>(pdz[off + s]);
-            se += g;
-            sey += (static_cast<double>(pz[off + s]) - beta) / gamma * g;
-          }
+          const scalar_t* z = pz + (n * d.c + c) * d.s;
+          const scalar_t* g = pdz + (n * d.c + c) * d.s;
+          se += blocked_sum<acc_t>(d.s, [g](int64_t s) { return static_cast<acc_t>(g[s]); });
+          sey += blocked_sum<acc_t>(d.s, [z, g, b, inv_gamma](int64_t s) {  // y_hat * dz
+            return (static_cast<acc_t>(z[s]) - b) * inv_gamma * static_cast<acc_t>(g[s]);
+          });
         }
         pe[c] = static_cast<acc_t>(se);
         pey[c] = static_cast<acc_t>(sey);
