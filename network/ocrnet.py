@@ -117,8 +117,12 @@ class OCRNet(nn.Module):
         return SegOutput(aux, self.decoder(pix))  # (N, K, h, w) each
 
 
+OCR_BACKBONE_MEMORY = ("literal", "relu")
+
+
 def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
-                 norm_layer=nn.SyncBatchNorm, attention="sdpa", stem=None, **overrides):
+                 norm_layer=nn.SyncBatchNorm, attention="sdpa", stem=None,
+                 backbone_memory="literal", **overrides):
     """Build an OCRNet for ``backbone`` (a key of :data:`OCR_BACKBONES`) with a head ``preset``.
 
     Args:
@@ -127,8 +131,16 @@ def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
         norm_layer (callable): default ``nn.SyncBatchNorm`` (every reference trains with SyncBN):
             it synchronises over the process group under torchrun/DDP and is a plain BatchNorm
             without one (CPU, one GPU, DataParallel replicas); state_dict names equal BN's.
+        backbone_memory (str): ``"literal"`` (default) or ``"relu"``: the backbone's
+            BN -> ReLU -> conv pairs (bottlenecks, HRNet BasicBlocks) keep only the norm input and
+            recompute the norm and the ReLU in backward (``bn_relu_conv.py``; single-process BN).
+            ``"recompute"`` needs InPlace-ABN norms (the OCNet models) and is refused.
         **overrides: any :class:`OCRNet` head option (``fusion_kernel``, ``aux``...).
     """
+    if backbone_memory not in OCR_BACKBONE_MEMORY:
+        raise ConfigError(f"--backbone-memory {backbone_memory}: the OCR models take "
+                          f"{' / '.join(OCR_BACKBONE_MEMORY)} ('recompute' needs the InPlace-ABN "
+                          "backbone of the OCNet models)")
     if stem is not None and (stem != "v1c" or backbone.startswith("hrnet")):
         raise ConfigError(f"--stem {stem}: OCRNet ResNets use the v1c stem (sssegmentation/mmseg "
                          "ImageNet weights) and HRNet has its own stem; drop --stem")
@@ -142,12 +154,14 @@ def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
     kind, arch = OCR_BACKBONES[backbone]
     if kind == "resnet":
         net = ResNet(depth=arch, stem="v1c", strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
-                     contract_dilation=True, multi_grid=(1,), norm_layer=norm_layer)
+                     contract_dilation=True, multi_grid=(1,), norm_layer=norm_layer,
+                     memory_efficient=backbone_memory)
         aux_in, main_in = 1024, 2048
     else:
         if stem_relu is None:
             stem_relu = cfg["stem_relu"]
-        net = HRNet(arch, stem_relu=stem_relu, norm_layer=norm_layer)
+        net = HRNet(arch, stem_relu=stem_relu, norm_layer=norm_layer,
+                    memory_efficient=backbone_memory == "relu")
         aux_in = main_in = net.out_channels
     head = dict(aux=cfg["aux"][kind], fusion_kernel=cfg["fusion_kernel"],
                 fusion_dropout=cfg["fusion_dropout"], bias=cfg["bias"],
@@ -160,9 +174,10 @@ def build_ocrnet(backbone, num_classes=19, preset="ssseg", stem_relu=None,
 def _ocr_builder(backbone):
     """The registered builder ``<backbone>_ocr``: the five differ only in the backbone."""
     def builder(num_classes=19, *, preset="ssseg", stem_relu=None, attention="sdpa", stem=None,
-                norm_layer=nn.SyncBatchNorm):
+                norm_layer=nn.SyncBatchNorm, backbone_memory="literal"):
         return build_ocrnet(backbone, num_classes, preset=preset, stem_relu=stem_relu,
-                            attention=attention, stem=stem, norm_layer=norm_layer)
+                            attention=attention, stem=stem, norm_layer=norm_layer,
+                            backbone_memory=backbone_memory)
     builder.__name__ = builder.__qualname__ = f"{backbone}_ocr"
     builder.__doc__ = f"OCRNet on {backbone} (options: see :func:`build_ocrnet`)."
     return register(builder)

@@ -69,5 +69,5 @@ def get_segmentation_model(name, num_classes=19, **kwargs):
         given = ", ".join(f"{k} ({_FLAGS[k]})" if k in _FLAGS else k for k in unknown)
         raise ConfigError(f"model {name!r} does not take the option(s) {given}; it takes "
                           f"{sorted(accepted) or 'none'} (--ocr-preset / --stem-relu apply to the "
-                          "*_ocr models only, --backbone-memory to the OCNet models)")
+                          "*_ocr models only)")
     return builder(num_classes=num_classes, **kwargs)

@@ -26,6 +26,7 @@ from torch import nn
 
 from utils.errors import ConfigError
 
+from . import bn_relu_conv
 from .recompute_tail import recompute_tail, supports_recompute
 from .relu_conv import relu_conv2d
 
@@ -49,6 +50,15 @@ def memory_mode(value):
         return value
     raise ValueError(f"backbone memory mode must be one of {MEMORY_MODES} (or a bool: False = "
                      f"'literal', True = 'relu'), got {value!r}")
+
+
+def norm_relu_conv(c, norm, conv):
+    """``conv(relu(norm(c)))`` keeping one tensor of the pair's size for backward: InPlace-ABN keeps
+    its output and the ReLU is recomputed (``relu_conv.py``); a stock BatchNorm keeps its input and
+    the norm and the ReLU are recomputed (``bn_relu_conv.py``). Train mode only."""
+    if bn_relu_conv.supports(norm, conv):
+        return bn_relu_conv.bn_relu_conv2d(c, norm, conv)
+    return relu_conv2d(norm(c), conv)
 
 
 def conv3x3(in_planes, out_planes, stride=1):
@@ -100,10 +110,10 @@ class Bottleneck(nn.Module):
     def forward(self, x):
         residual = x if self.downsample is None else self.downsample(x)
         if self.memory_mode != "literal" and self.training:  # same maths, recomputed in backward
-            z2 = self.bn2(relu_conv2d(self.bn1(self.conv1(x)), self.conv2))
+            c2 = norm_relu_conv(self.conv1(x), self.bn1, self.conv2)
             if self.memory_mode == "recompute" and supports_recompute(self.bn3):
-                return recompute_tail(z2, self.conv3, self.bn3, residual)
-            out = self.bn3(relu_conv2d(z2, self.conv3))
+                return recompute_tail(self.bn2(c2), self.conv3, self.bn3, residual)
+            out = self.bn3(norm_relu_conv(c2, self.bn2, self.conv3))
             return self.relu_inplace(out + residual)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -221,8 +231,8 @@ class ResNet(nn.Module):
 
     def forward_stem(self, x):
         if self.stem_type == "deep" and self.memory_efficient and self.training:
-            x = relu_conv2d(self.bn1(self.conv1(x)), self.conv2)
-            x = relu_conv2d(self.bn2(x), self.conv3)
+            x = norm_relu_conv(self.conv1(x), self.bn1, self.conv2)
+            x = norm_relu_conv(x, self.bn2, self.conv3)
             x = self.relu3(self.bn3(x))
         elif self.stem_type == "deep":
             x = self.relu1(self.bn1(self.conv1(x)))

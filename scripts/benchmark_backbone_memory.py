@@ -1,8 +1,10 @@
 """Training memory and step time of the backbone memory modes (``--backbone-memory``).
 
-One model, four sides with the same weights: ``reference`` (:func:`utils.accel.reference_model`:
+One model (an OCNet model, or an OCR model with stock BatchNorm), up to four sides with the same
+weights: ``reference`` (:func:`utils.accel.reference_model`:
 stock BN with |w| + eps + separate ReLU, naive attention, plain SGD), and ours in the modes
-``literal``, ``relu`` (the default) and ``recompute`` (InPlace-ABN, SDPA, fused SGD). For each:
+``literal``, ``relu`` (the OCNet default) and ``recompute`` (InPlace-ABN only, so not for the OCR
+models), with SDPA and fused SGD. For each:
 
 * saved for backward: unique storages autograd keeps during forward + loss (parameters
   excluded), counted with ``saved_tensors_hooks``; also the part saved inside the backbone
@@ -43,7 +45,7 @@ def saved_bytes(side, images, labels):
     params = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
     inside, storages = [False], {}
     hooks = []
-    for name in BACKBONE:
+    for name in ("backbone_net",) if hasattr(model, "backbone_net") else BACKBONE:  # OCR / OCNet
         child = getattr(model, name, None)
         if child is not None:
             hooks.append(child.register_forward_pre_hook(lambda m, a: inside.__setitem__(0, True)))
@@ -87,7 +89,7 @@ def profile_sides(sides, images, labels, repeats):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="resnet101_asp_oc_dsn")
-    p.add_argument("--depth", type=int, default=101)
+    p.add_argument("--depth", type=int, default=101, help="OCNet models only")
     p.add_argument("--size", type=int, default=257, help="square training crop")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--steps", type=int, default=5, help="timed steps per side")
@@ -102,13 +104,18 @@ def main(argv=None):
     device = torch.device(args.device)
     release_freed_memory_to_os()
     torch.manual_seed(0)
-    model = network.get_segmentation_model(args.model, num_classes=19, depth=args.depth)
+    ocr = args.model.endswith("_ocr")
+    kwargs = {"norm_layer": torch.nn.BatchNorm2d} if ocr else {"depth": args.depth}
+    model = network.get_segmentation_model(args.model, num_classes=19, **kwargs)
     sides = ([Side("reference", accel.reference_model(model), device, None, False, False)]
              if "reference" in args.sides else [])
     cl = accel.channels_last_default(device, model)
-    for mode in (m for m in MEMORY_MODES if m in args.sides):
-        sides.append(Side(mode, copy.deepcopy(model).set_memory_efficient(mode), device, None,
-                          True, cl))
+    modes = [m for m in MEMORY_MODES if m in args.sides and not (ocr and m == "recompute")]
+    for mode in modes:  # the OCR models have no "recompute" (it needs InPlace-ABN)
+        side_model = copy.deepcopy(model)
+        backbone = side_model.backbone_net if ocr else side_model
+        backbone.set_memory_efficient(mode != "literal" if ocr else mode)
+        sides.append(Side(mode, side_model, device, None, True, cl))
     del model
     g = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch, 3, args.size, args.size, generator=g).to(device)
@@ -123,11 +130,11 @@ def main(argv=None):
     command = "python -m scripts.benchmark_backbone_memory " + " ".join(
         sys.argv[1:] if argv is None else argv)
     report = {"command": command, "machine": machine_info(device), "model": args.model,
-              "depth": args.depth, "input": [args.batch, 3, args.size, args.size], "rows": rows,
+              "depth": None if ocr else args.depth, "input": [args.batch, 3, args.size, args.size], "rows": rows,
               "profile": profiled}
     ref = rows[sides[0].name]
     lines = [f"Command: `{command}`", "", f"Machine: {report['machine']}", "",
-             f"`{args.model}` (ResNet-{args.depth}), training step on {args.batch}x3x{args.size}x"
+             f"`{args.model}`{'' if ocr else f' (ResNet-{args.depth})'}, training step on {args.batch}x3x{args.size}x"
              f"{args.size} fp32, {args.device}; median of {args.steps} interleaved steps.", "",
              "| side | saved for backward MiB | of which backbone MiB | peak MiB | step ms "
              f"(min-max) | saved / {sides[0].name} | peak / {sides[0].name} |",

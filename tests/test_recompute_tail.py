@@ -319,3 +319,17 @@ def test_backbone_memory_benchmark_script(tmp_path):
     assert saved[0] > saved[1] > saved[2]
     text = out.with_suffix(".md").read_text()
     assert text.count("| recompute |") == 2 and "torch profiler" in text
+
+
+@pytest.mark.slow  # an HRNet OCR model, two sides
+def test_backbone_memory_benchmark_script_ocr_model(tmp_path):
+    """An OCR model (stock BN): literal and relu only; relu keeps fewer backbone bytes."""
+    from scripts import benchmark_backbone_memory as bench
+    out = tmp_path / "ocr"
+    assert bench.main(["--model", "hrnetv2_w18s_ocr", "--size", "64", "--steps", "1",
+                       "--warmup", "0", "--sides", "literal", "relu", "recompute",
+                       "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    rows = report["rows"]
+    assert list(rows) == ["literal", "relu"] and report["depth"] is None
+    assert 0 < rows["relu"]["saved_backbone_mib"] < rows["literal"]["saved_backbone_mib"]

@@ -28,7 +28,7 @@ def test_builders_declare_their_options():
                                                            "backbone_memory"}, name
     for name in OCR:
         assert builder_options(network.NETWORKS[name]) == {
-            "preset", "stem_relu", "attention", "stem", "norm_layer"}, name
+            "preset", "stem_relu", "attention", "stem", "norm_layer", "backbone_memory"}, name
 
 
 @pytest.fixture
@@ -112,3 +112,9 @@ def test_options_reach_the_model():
     assert {m.memory_mode for m in rec.modules() if hasattr(m, "memory_mode")} == {"recompute"}
     assert ocr.align_corners is True and ocr.backbone_net.stem_relu is False
     assert type(ocr.bottleneck[1]) is nn.BatchNorm2d
+    assert ocr.backbone_net.memory_efficient is False  # OCR default: literal
+    with torch.device("meta"):
+        hr = get_segmentation_model("hrnetv2_w18s_ocr", num_classes=3, backbone_memory="relu")
+        rn = get_segmentation_model("resnet50_ocr", num_classes=3, backbone_memory="relu")
+    assert hr.backbone_net.memory_efficient is True
+    assert {m.memory_mode for m in rn.modules() if hasattr(m, "memory_mode")} == {"relu"}

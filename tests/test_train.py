@@ -15,6 +15,7 @@ import network
 import train
 from dataset.synthetic import make_synthetic_cityscapes
 from network.resnet import Bottleneck
+from utils.errors import ConfigError
 from utils.options import parse_args
 
 LOG = logging.getLogger("test")
@@ -48,8 +49,11 @@ def test_backbone_memory_flag_reaches_the_model(tmp_path):
     assert train.build_model(parse_args("train", ["--restore-from", none, "--allow-random-init"]),
                              LOG).memory_mode == "relu"  # the default
     args = parse_args("train", ["--network", "resnet50", "--method", "ocr", "--restore-from", none,
-                                "--allow-random-init", "--backbone-memory", "literal"])
-    with pytest.raises(ValueError, match=r"backbone_memory \(--backbone-memory\)"):
+                                "--allow-random-init", "--backbone-memory", "relu"])
+    ocr = train.build_model(args, LOG)
+    assert all(b.memory_mode == "relu" for b in ocr.modules() if isinstance(b, Bottleneck))
+    args.backbone_memory = "recompute"  # InPlace-ABN only: refused for the OCR models
+    with pytest.raises(ConfigError, match="--backbone-memory recompute"):
         train.build_model(args, LOG)
 
 

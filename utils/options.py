@@ -139,10 +139,12 @@ def _speed_group(parser):
                    "whose InPlace-ABN kernels would copy NHWC tensors")
     # Not a resume-must-match flag (utils/resume.py): it changes what autograd keeps, not the maths.
     g.add_argument("--backbone-memory", default=None, choices=BACKBONE_MEMORY_MODES,
-                   help="what the OCNet backbone keeps for backward: 'literal' (the original graph), "
-                        "'relu' (recompute the ReLUs) or 'recompute' (also conv3 + bn3 of every "
-                        "bottleneck: least memory, one more 1x1 conv per block); not given: the "
-                        "model's default, relu (default: %(default)s)")
+                   help="what the backbone keeps for backward (the same maths in every mode): "
+                        "'literal' (the original graph), 'relu' (one tensor per norm -> ReLU -> conv "
+                        "pair: the ReLU, with stock BN also the norm, recomputed) or 'recompute' "
+                        "(OCNet only: also conv3 + bn3 of every bottleneck; least memory, one more "
+                        "1x1 conv per block); not given: the model's default, relu for the OCNet "
+                        "models, literal for the OCR models")
 
 
 def _loss_group(parser):
