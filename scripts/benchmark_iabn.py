@@ -118,7 +118,7 @@ def time_backends(args):
     grad = torch.randn(shape, generator=gen).to(dev, dtype)
     weight = torch.rand(shape[1], generator=gen).to(dev).requires_grad_()
     bias = torch.randn(shape[1], generator=gen).to(dev).requires_grad_()
-    abn = ABN(shape[1]).to(dev)
+    abn = ABN(shape[1], activation=args.activation).to(dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def step(kind):
@@ -131,7 +131,7 @@ def time_backends(args):
                 out = abn(leaf * 1)
         else:
             iabn_backend.set_backend(kind)
-            out = inplace_abn(leaf * 1, weight, bias, rm, rv, True)
+            out = inplace_abn(leaf * 1, weight, bias, rm, rv, True, activation=args.activation)
         out.backward(grad)
         sync()
         return time.perf_counter() - t0
@@ -176,7 +176,8 @@ def to_markdown(result, command):
                   "norm output and recompute the ReLU in backward (network/relu_conv.py).", ""]
     if "time_ms" in result:
         lines += [f"### Forward+backward of one InPlace-ABN layer, input "
-                  f"{tuple(result['time_shape'])} {result['dtype']} ({result['time_device']}, "
+                  f"{tuple(result['time_shape'])} {result['dtype']}, activation "
+                  f"{result.get('activation', 'leaky_relu')} ({result['time_device']}, "
                   f"median of {result['repeats']})", "",
                   "| implementation | time (ms) |", "|---|---:|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in result["time_ms"].items()]
@@ -194,6 +195,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--time-device", default="cpu", help="device for (b): cpu or cuda")
     parser.add_argument("--dtype", default="float32", help="input dtype for (b)")
+    parser.add_argument("--activation", default="leaky_relu", choices=("leaky_relu", "elu", "none"),
+                        help="activation of the layer timed in (b); 'none' is the backbone's")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-time", action="store_true")
     parser.add_argument("--out", default="scripts/results/benchmark_iabn", help="output prefix")
@@ -207,7 +210,7 @@ def main(argv=None):
     if not args.skip_time:
         device = torch.cuda.get_device_name() if args.time_device == "cuda" else "CPU"
         result.update(time_ms=time_backends(args), time_shape=args.time_shape, repeats=args.repeats,
-                      time_device=device, dtype=args.dtype)
+                      time_device=device, dtype=args.dtype, activation=args.activation)
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python", "-m", "scripts.benchmark_iabn"] + given)
     out = Path(args.out)
