@@ -61,6 +61,35 @@ def _act_backward(be, z, dz, activation, slope):
         be.elu_backward(z, dz)
 
 
+def batch_statistics(be, work, reducer, running_mean, running_var, momentum):
+    """Training-mode statistics of ``work`` ((N, C, *) contiguous): (mean, biased var), (C,) each,
+    over the synchronised batch when ``reducer`` is given; updates the running statistics once
+    (unbiased variance, n / (n - 1) over the global count n)."""
+    count = work.numel() // work.size(1)
+    if reducer is None and count <= 1:
+        raise ValueError(f"InPlace-ABN: expected more than 1 value per channel when training, "
+                         f"got input size {tuple(work.shape)}")
+    mean, var = be.mean_var(work)  # (C,), (C,)
+    total = count
+    if reducer is not None:
+        total, mean, var = reducer.reduce_stats(count, mean, var)
+        if total <= 1:
+            raise ValueError(f"InPlace-ABN: expected more than 1 value per channel when "
+                             f"training, got {total} over the synchronised batch")
+    running_mean.mul_(1 - momentum).add_(momentum * mean.to(running_mean.dtype))
+    running_var.mul_(1 - momentum).add_((momentum * total / (total - 1)) * var.to(running_var.dtype))
+    return mean, var
+
+
+def global_grad_sums(reducer, count, edz, eydz):
+    """(edz, eydz) for the dx op: the local sums, or with ``reducer`` the global-batch sums scaled
+    by n_local / n_global (the op divides by the local count ``count``)."""
+    if reducer is None:
+        return edz, eydz
+    total, edz, eydz = reducer.reduce_grads(count, edz, eydz)
+    return edz * (count / total), eydz * (count / total)
+
+
 class InPlaceABNFunction(Function):
     """autograd.Function behind InPlaceABN and InPlaceABNSync (``reducer`` None = unsynchronised).
 
@@ -81,19 +110,7 @@ class InPlaceABNFunction(Function):
         work = x if x.is_contiguous() else x.contiguous()  # (N, C, *)
         ctx.count = work.numel() // work.size(1)
         if training:
-            if reducer is None and ctx.count <= 1:
-                raise ValueError(f"InPlace-ABN: expected more than 1 value per channel when "
-                                 f"training, got input size {tuple(x.shape)}")
-            mean, var = be.mean_var(work)  # (C,), (C,)
-            total = ctx.count
-            if reducer is not None:
-                total, mean, var = reducer.reduce_stats(ctx.count, mean, var)
-                if total <= 1:
-                    raise ValueError(f"InPlace-ABN: expected more than 1 value per channel "
-                                     f"when training, got {total} over the synchronised batch")
-            running_mean.mul_(1 - momentum).add_(momentum * mean.to(running_mean.dtype))
-            running_var.mul_(1 - momentum).add_(
-                (momentum * total / (total - 1)) * var.to(running_var.dtype))
+            mean, var = batch_statistics(be, work, reducer, running_mean, running_var, momentum)
         else:
             mean = running_mean.detach().to(acc, copy=True)
             var = running_var.detach().to(acc, copy=True)
@@ -129,11 +146,7 @@ class InPlaceABNFunction(Function):
         dx = dweight = dbias = None
         if need_x:
             if ctx.training:
-                edz_x, eydz_x = edz, eydz
-                if ctx.reducer is not None:
-                    total, edz_x, eydz_x = ctx.reducer.reduce_grads(ctx.count, edz, eydz)
-                    # the op divides by the local count: rescale global sums to n_local / n_global
-                    edz_x, eydz_x = edz_x * (ctx.count / total), eydz_x * (ctx.count / total)
+                edz_x, eydz_x = global_grad_sums(ctx.reducer, ctx.count, edz, eydz)
             else:
                 edz_x, eydz_x = torch.zeros_like(var), torch.zeros_like(var)
             dx = be.backward(z, dz, var, w, b, edz_x, eydz_x, ctx.affine, ctx.eps)[0]

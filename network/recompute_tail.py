@@ -32,6 +32,7 @@ from torch.autograd.function import once_differentiable
 
 from inplace_abn import InPlaceABN, InPlaceABNSync
 from inplace_abn.backend import backend_for
+from inplace_abn.functions import batch_statistics, global_grad_sums
 from inplace_abn.reference import acc_dtype
 from inplace_abn.sync import select_reducer
 
@@ -76,22 +77,10 @@ class _RecomputeTail(torch.autograd.Function):
             w = bn_weight.detach().to(acc).contiguous() if affine else c3.new_empty(0, dtype=acc)
             b = bn_bias.detach().to(acc).contiguous() if affine else c3.new_empty(0, dtype=acc)
             work = c3 if c3.is_contiguous() else c3.contiguous()              # (N, 4C, H, W)
-            ctx.count = count = work.numel() // work.size(1)
-            # the batch statistics, their synchronisation and the running-stat update of
-            # inplace_abn.functions.InPlaceABNFunction.forward (training branch)
-            if reducer is None and count <= 1:
-                raise ValueError(f"InPlace-ABN: expected more than 1 value per channel when "
-                                 f"training, got input size {tuple(c3.shape)}")
-            mean, var = be.mean_var(work)                                     # (4C,), (4C,)
-            total = count
-            if reducer is not None:
-                total, mean, var = reducer.reduce_stats(count, mean, var)
-                if total <= 1:
-                    raise ValueError(f"InPlace-ABN: expected more than 1 value per channel "
-                                     f"when training, got {total} over the synchronised batch")
-            running_mean.mul_(1 - momentum).add_(momentum * mean.to(running_mean.dtype))
-            running_var.mul_(1 - momentum).add_(
-                (momentum * total / (total - 1)) * var.to(running_var.dtype))
+            ctx.count = work.numel() // work.size(1)
+            # the batch statistics, synchronisation and running-stat update of InPlace-ABN
+            mean, var = batch_statistics(be, work, reducer, running_mean, running_var,
+                                         momentum)                            # (4C,), (4C,)
             be.forward(work, mean, var, w, b, affine, eps)                    # z3, in place
             if torch.promote_types(work.dtype, residual.dtype) == work.dtype:
                 out = work.add_(residual).relu_()                             # in z3's storage
@@ -122,12 +111,7 @@ class _RecomputeTail(torch.autograd.Function):
             be = backend_for(z3)
             edz, eydz = be.edz_eydz(z3, dz3, w, b, affine, eps)               # local sums, (4C,)
             if need_c3:
-                edz_x, eydz_x = edz, eydz
-                if ctx.reducer is not None:
-                    total, edz_x, eydz_x = ctx.reducer.reduce_grads(ctx.count, edz, eydz)
-                    # the op divides by the local count: rescale global sums to n_local / n_global
-                    edz_x = edz_x * (ctx.count / total)
-                    eydz_x = eydz_x * (ctx.count / total)
+                edz_x, eydz_x = global_grad_sums(ctx.reducer, ctx.count, edz, eydz)
                 dc3 = be.backward(z3, dz3, var, w, b, edz_x, eydz_x, affine, eps)[0]
                 del z3, dz3
                 wc = weight if dtype is None else weight.to(dtype)
