@@ -145,9 +145,9 @@ class ResNet(nn.Module):
             ``"relu"``: every norm -> ReLU -> conv pair (bottlenecks, deep stem) keeps only the
             norm output for backward and recomputes the ReLU (``relu_conv.py``); with
             InPlace-ABN it saves one activation per pair; with a stock BatchNorm the pair keeps
-            the norm input instead and recomputes the norm too (``bn_relu_conv.py``). ``"recompute"``: in addition, each
-            bottleneck's conv3 -> bn3 -> + residual -> ReLU keeps only its output and recomputes
-            conv3 and bn3 in backward (``recompute_tail.py``; InPlace-ABN norms with activation
+            the norm input instead and recomputes the norm too (``bn_relu_conv.py``).
+            ``"recompute"``: in addition, each bottleneck's conv3 -> bn3 -> + residual -> ReLU
+            keeps only its output and recomputes conv3 and bn3 in backward (``recompute_tail.py``; InPlace-ABN norms with activation
             'none' only, other norms keep the ``"relu"`` path). Train mode only, so eval graphs
             and exports see plain ops; the same maths and state_dict in every mode.
     """
