@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.graph import saved_tensors_hooks
 
 from network.bn_relu_conv import _BNReLUConv2d, bn_relu_conv2d, supports
+from saved_tensors import saved_storages
 
 
 def _pair(channels=4, out=3, dtype=torch.float64, momentum=0.1, **conv_kw):
@@ -62,15 +62,7 @@ def test_keeps_one_full_size_tensor_instead_of_two():
     size = x.numel()
 
     def full_size_saved(fn):
-        kept = {}
-
-        def pack(t):
-            if t.numel() == size:
-                kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-            return t
-        with saved_tensors_hooks(pack, lambda t: t):
-            fn(x * 1)
-        return sum(kept.values())
+        return sum(saved_storages(lambda: fn(x * 1), keep=lambda t: t.numel() == size).values())
     plain = full_size_saved(lambda c: conv(F.relu(bn(c))))
     mine = full_size_saved(lambda c: bn_relu_conv2d(c, bn, conv))
     assert plain == 2 * size * 4

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from network.hrnet import BasicBlock, HRModule, HRNet
+from saved_tensors import saved_storages
 
 KEYS_DIR = Path(__file__).parent / "data" / "ssseg_ocrnet_keys"  # recorded sssegmentation key lists
 KEY_FILES = {"hrnetv2_w18_small": "hrnetv2w18s.txt", "hrnetv2_w18": "hrnetv2w18.txt",
@@ -102,17 +103,6 @@ def test_bad_input():
         HRNet("hrnetv2_w32")
 
 
-def _saved_bytes(fn):
-    kept = {}
-
-    def pack(t):
-        kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(kept.values())
-
-
 @pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.SyncBatchNorm])
 def test_memory_efficient_same_function_fewer_saved_bytes(norm):
     """HRNet(memory_efficient=True): the same outputs, gradients and running statistics as the
@@ -139,8 +129,8 @@ def test_memory_efficient_same_function_fewer_saved_bytes(norm):
     sizes = []
     hooks = [m.conv1.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
              for m in ref.modules() if isinstance(m, BasicBlock)]
-    literal = _saved_bytes(lambda: ref(x))
+    literal = sum(saved_storages(lambda: ref(x)).values())
     for h in hooks:
         h.remove()
     assert sizes
-    assert _saved_bytes(lambda: net(x)) <= literal - sum(sizes)
+    assert sum(saved_storages(lambda: net(x)).values()) <= literal - sum(sizes)

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.graph import saved_tensors_hooks
 
 from inplace_abn import ABN, InPlaceABN, InPlaceABNSync, sync
 from inplace_abn.sync import combine_stats
@@ -16,6 +15,7 @@ from network import recompute_tail as rt
 from network.recompute_tail import recompute_tail, supports_recompute
 from network.resnet import MEMORY_MODES, Bottleneck, ResNet, memory_mode
 from utils.options import BACKBONE_MEMORY_MODES
+from saved_tensors import saved_storages
 
 
 def _tail_case(dtype=torch.float64, cin=3, cout=8, shape=(2, 4, 5), kernel=1, norm=InPlaceABN):
@@ -165,19 +165,6 @@ def test_eval_mode_and_other_norms_keep_plain_ops(monkeypatch):
         block.eval()(x)
 
 
-def _saved_bytes(fn):
-    """Unique storage bytes autograd saves for backward while running ``fn``, parameters excluded."""
-    storages = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-    with saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return storages
-
-
 def test_saved_bytes_literal_relu_recompute():
     """Counted, not estimated: per bottleneck the literal graph keeps r1 (= relu(bn1), C at
     conv2's input size) and r2 (C) that "relu" recomputes, and z3 = bn3 output (4C) that
@@ -208,7 +195,7 @@ def test_saved_bytes_literal_relu_recompute():
     saved = {}
     for mode in MEMORY_MODES:
         net.set_memory_efficient(mode)
-        got = _saved_bytes(lambda: net(x))
+        got = saved_storages(lambda: net(x))
         saved[mode] = sum(v for k, v in got.items() if k not in params)
     assert saved["literal"] - saved["relu"] == sizes["r"]
     assert saved["relu"] - saved["recompute"] == sizes["z3"] - sizes["mean"]

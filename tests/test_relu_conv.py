@@ -3,11 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.graph import saved_tensors_hooks
 
 from inplace_abn import InPlaceABNSync
 from network.relu_conv import relu_conv2d
 from network.resnet import Bottleneck, ResNet
+from saved_tensors import saved_storages
 
 
 @pytest.mark.parametrize("stride,padding,dilation,bias", [(1, 1, 1, True), (2, 1, 1, False),
@@ -51,19 +51,6 @@ def test_autocast_bf16_matches_relu_then_conv():
         torch.testing.assert_close(a, b)
 
 
-def _saved_bytes(fn):
-    """Unique storage bytes autograd saves for backward while running ``fn`` (parameters too)."""
-    storages = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-    with saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
-
-
 def test_bottleneck_saves_one_activation_less_per_norm_relu_pair():
     """With InPlace-ABN norms, a bottleneck keeps exactly the two ReLU outputs (bn1 and bn2
     branches, N x planes x H x W fp32 each) less, counted with saved_tensors_hooks."""
@@ -74,7 +61,7 @@ def test_bottleneck_saves_one_activation_less_per_norm_relu_pair():
     saved = {}
     for flag in (False, True):
         block.memory_efficient = flag
-        saved[flag] = _saved_bytes(lambda: block(x.clone()))
+        saved[flag] = sum(saved_storages(lambda: block(x.clone())).values())
     assert saved[False] - saved[True] == 2 * n * planes * h * w * 4
 
 
