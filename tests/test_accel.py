@@ -168,6 +168,8 @@ def test_mark_step_only_for_cuda_graphs(monkeypatch):
 def test_compile_mode_flag():
     from utils.errors import ConfigError
     from utils.options import parse_args
+    from utils.options import COMPILE_MODES
+    assert COMPILE_MODES == accel.COMPILE_MODES  # the parser's copy (it does not import torch)
     assert parse_args("train", []).compile_mode == "default"
     args = parse_args("train", ["--compile", "--compile-mode", "reduce-overhead"])
     assert args.compile_mode == "reduce-overhead"

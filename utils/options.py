@@ -20,6 +20,8 @@ MODES = ("train", "eval", "submit")
 DEFAULT_MS_SCALES = "0.75,1.0,1.25"
 # network.resnet.MEMORY_MODES (not imported: the parser stays free of torch; a test keeps them equal)
 BACKBONE_MEMORY_MODES = ("literal", "relu", "recompute")
+# utils.accel.COMPILE_MODES (torch.compile modes; not imported for the same reason, same test)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 def str2bool(value):
@@ -129,8 +131,7 @@ def _speed_group(parser):
     g = parser.add_argument_group("speed")
     _bool(g, "--compile", False, "torch.compile the model and the loss (one warning, then eager "
           "mode, where it cannot work)")
-    g.add_argument("--compile-mode", default="default",
-                   choices=("default", "reduce-overhead", "max-autotune"),
+    g.add_argument("--compile-mode", default="default", choices=COMPILE_MODES,
                    help="torch.compile mode with --compile; reduce-overhead replays the static-shape "
                    "training step as CUDA graphs (default: %(default)s)")
     g.add_argument("--channels-last", type=str2bool, nargs="?", const=True, default=None,
